@@ -1,0 +1,9 @@
+//! stack: a declarative multi-container orchestrator that reads Compose files.
+//!
+//! The folders are the architecture (see DESIGN.md): `spec` turns YAML into a
+//! validated [`spec::Stack`]; `planner` derives desired state from it; `cli`
+//! only wires commands to those modules and prints.
+
+pub mod cli;
+pub mod planner;
+pub mod spec;

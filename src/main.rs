@@ -1,1 +1,5 @@
-fn main() {}
+//! The `stack` binary: everything happens in `stack::cli`.
+
+fn main() -> std::process::ExitCode {
+    stack::cli::main()
+}

@@ -16,13 +16,28 @@ use std::sync::Arc;
 pub struct Source {
     pub path: PathBuf,
     pub text: String,
+    /// The directory that relative paths written in this file resolve
+    /// against: the project directory for the files given with `-f`, the
+    /// file's own directory for `extends`, the include's project directory.
+    pub base_dir: PathBuf,
 }
 
 impl Source {
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Arc<Source> {
+        let path = path.into();
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Source::with_base(path, text, base_dir)
+    }
+
+    pub fn with_base(
+        path: impl Into<PathBuf>,
+        text: impl Into<String>,
+        base_dir: impl Into<PathBuf>,
+    ) -> Arc<Source> {
         Arc::new(Source {
             path: path.into(),
             text: text.into(),
+            base_dir: base_dir.into(),
         })
     }
 
@@ -55,6 +70,11 @@ impl Span {
 
     pub fn path(&self) -> Option<&Path> {
         self.source.as_deref().map(|s| s.path.as_path())
+    }
+
+    /// Where relative paths written at this place resolve from.
+    pub fn base_dir(&self) -> Option<&Path> {
+        self.source.as_deref().map(|s| s.base_dir.as_path())
     }
 }
 

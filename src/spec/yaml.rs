@@ -31,7 +31,9 @@ pub enum ScalarType {
     Float,
     /// A string. `template` marks a string produced by interpolation: the
     /// schema may still cast it to a number or boolean where it asks for one.
-    Str { template: bool },
+    Str {
+        template: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -251,9 +253,8 @@ fn is_float(text: &str) -> bool {
     };
     let digits = mantissa.bytes().filter(u8::is_ascii_digit).count();
     let dots = mantissa.bytes().filter(|b| *b == b'.').count();
-    let mantissa_ok = digits > 0
-        && dots <= 1
-        && mantissa.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let mantissa_ok =
+        digits > 0 && dots <= 1 && mantissa.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     let exponent_ok = exponent.is_none_or(|e| {
         let e = e.strip_prefix(['-', '+']).unwrap_or(e);
         !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
@@ -342,14 +343,21 @@ impl Builder<'_> {
                 .at(&Span::at(self.source, m.line(), m.col() + 1, 1))
                 .hint("check the indentation and the quoting around this place"))
             }
-            None => Err(Diagnostic::new("the YAML ends unexpectedly")
-                .at(&Span::at(self.source, 1, 1, 1))),
+            None => Err(Diagnostic::new("the YAML ends unexpectedly").at(&Span::at(
+                self.source,
+                1,
+                1,
+                1,
+            ))),
         }
     }
 
     fn spend(&mut self, nodes: usize, span: &granit_parser::Span) -> Result<(), Diagnostic> {
         self.budget = self.budget.checked_sub(nodes).ok_or_else(|| {
-            self.error(span, "aliases expand this document beyond two million nodes")
+            self.error(
+                span,
+                "aliases expand this document beyond two million nodes",
+            )
         })?;
         Ok(())
     }
@@ -505,11 +513,9 @@ impl Builder<'_> {
         match (tag.handle(), tag.suffix()) {
             ("!", "reset") => Ok(Some(Tag::Reset)),
             ("!", "override") => Ok(Some(Tag::Override)),
-            _ => Err(self.error(
-                span,
-                &format!("unknown YAML tag `{}`", tag.original()),
-            )
-            .hint("Compose understands `!reset` and `!override`")),
+            _ => Err(self
+                .error(span, &format!("unknown YAML tag `{}`", tag.original()))
+                .hint("Compose understands `!reset` and `!override`")),
         }
     }
 
@@ -596,7 +602,13 @@ mod tests {
     #[test]
     fn positions_are_one_based() {
         let n = load("services:\n  web:\n    image: x\n");
-        let web = n.get("services").unwrap().as_map().unwrap().get("web").unwrap();
+        let web = n
+            .get("services")
+            .unwrap()
+            .as_map()
+            .unwrap()
+            .get("web")
+            .unwrap();
         assert_eq!((web.key_span.line, web.key_span.col), (2, 3));
         let image = web.value.get("image").unwrap();
         assert_eq!((image.span.line, image.span.col), (3, 12));

@@ -94,20 +94,9 @@ impl Store {
 
     /// Every project with a record, sorted.
     pub fn projects(&self) -> Result<Vec<String>, StateError> {
-        let dir = self.root.join("projects");
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(StateError::Io {
-                    action: "list",
-                    path: dir,
-                    source: e,
-                });
-            }
-        };
+        let entries = list_dir(&self.root.join("projects"))?;
         let mut names: Vec<String> = entries
-            .flatten()
+            .into_iter()
             .filter(|e| e.path().join("state.json").is_file())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
@@ -117,6 +106,11 @@ impl Store {
 }
 
 fn read_record(path: &Path) -> Result<Option<ProjectRecord>, StateError> {
+    read_json(path)
+}
+
+/// A JSON file's content, `None` when the file does not exist.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
     match fs::read(path) {
         Ok(bytes) => {
             serde_json::from_slice(&bytes)
@@ -130,6 +124,19 @@ fn read_record(path: &Path) -> Result<Option<ProjectRecord>, StateError> {
         Err(e) => Err(StateError::Io {
             action: "read",
             path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// A directory's entries; none when it does not exist yet.
+fn list_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, StateError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(StateError::Io {
+            action: "list",
+            path: dir.to_path_buf(),
             source: e,
         }),
     }
@@ -196,36 +203,14 @@ impl ProjectLock {
     }
 
     pub fn revision(&self, n: u64) -> Result<Option<RevisionRecord>, StateError> {
-        let path = self.revision_path(n);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| StateError::Corrupt { path, source }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StateError::Io {
-                action: "read",
-                path,
-                source: e,
-            }),
-        }
+        read_json(&self.revision_path(n))
     }
 
     /// Revision numbers, ascending.
     pub fn revisions(&self) -> Result<Vec<u64>, StateError> {
-        let dir = self.dir.join("revisions");
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(StateError::Io {
-                    action: "list",
-                    path: dir,
-                    source: e,
-                });
-            }
-        };
+        let entries = list_dir(&self.dir.join("revisions"))?;
         let mut numbers: Vec<u64> = entries
-            .flatten()
+            .into_iter()
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 name.strip_suffix(".json")?.parse().ok()

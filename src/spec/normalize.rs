@@ -833,13 +833,7 @@ impl Normalizer<'_> {
                 }
             }
         }
-        net.name = name.unwrap_or_else(|| {
-            if net.external {
-                key.to_string()
-            } else {
-                format!("{}_{key}", self.project)
-            }
-        });
+        net.name = self.host_name(name, net.external, key);
         net
     }
 
@@ -859,13 +853,7 @@ impl Normalizer<'_> {
                 }
             }
         }
-        vol.name = name.unwrap_or_else(|| {
-            if vol.external {
-                key.to_string()
-            } else {
-                format!("{}_{key}", self.project)
-            }
-        });
+        vol.name = self.host_name(name, vol.external, key);
         vol
     }
 
@@ -902,13 +890,7 @@ impl Normalizer<'_> {
         if sources > 1 {
             self.error(v, path, format!("`{path}` names more than one source; keep one of file, environment, content or external"));
         }
-        obj.name = name.unwrap_or_else(|| {
-            if obj.external {
-                key.to_string()
-            } else {
-                format!("{}_{key}", self.project)
-            }
-        });
+        obj.name = self.host_name(name, obj.external, key);
         let content: Option<Vec<u8>> = if let Some(file) = &obj.file {
             std::fs::read(file).ok()
         } else if let Some(var) = &obj.environment {
@@ -918,6 +900,18 @@ impl Normalizer<'_> {
         };
         obj.digest = content.map(|c| format!("sha256:{:x}", Sha256::digest(c)));
         obj
+    }
+
+    /// The name on the host: as given, else the key for external objects
+    /// (they exist already), else `<project>_<key>`.
+    fn host_name(&self, name: Option<String>, external: bool, key: &str) -> String {
+        name.unwrap_or_else(|| {
+            if external {
+                key.to_string()
+            } else {
+                format!("{}_{key}", self.project)
+            }
+        })
     }
 
     fn bytes(&mut self, v: &Node, path: &str) -> Option<Bytes> {

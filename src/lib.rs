@@ -7,3 +7,4 @@
 pub mod cli;
 pub mod planner;
 pub mod spec;
+pub mod state;

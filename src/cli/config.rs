@@ -108,15 +108,7 @@ fn render_output(
     if args.variables {
         return Ok(variables(project, args.format));
     }
-    let mut value = serde_json::to_value(stack).map_err(|e| Failure::Other(e.into()))?;
-    if let Some(Value::Object(services)) = value.get_mut("services") {
-        services.retain(|name, _| selected.contains(name));
-    }
-    render::escape_dollars(&mut value);
-    Ok(match args.format {
-        Format::Yaml => render::yaml(&value),
-        Format::Json => render::json(&value),
-    })
+    Ok(render::stack(stack, Some(selected), args.format))
 }
 
 /// Each variable the files use: its value, where it came from, and how the file uses it.

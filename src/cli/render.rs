@@ -9,6 +9,24 @@
 
 use serde_json::Value;
 
+/// The whole stack as `stack config` prints it, limited to `services` when given.
+pub fn stack(
+    stack: &crate::spec::Stack,
+    services: Option<&std::collections::BTreeSet<String>>,
+    format: super::args::Format,
+) -> String {
+    // A Stack holds only strings, numbers, booleans and maps with string keys.
+    let mut value = serde_json::to_value(stack).unwrap_or(Value::Null);
+    if let (Some(keep), Some(Value::Object(all))) = (services, value.get_mut("services")) {
+        all.retain(|name, _| keep.contains(name));
+    }
+    escape_dollars(&mut value);
+    match format {
+        super::args::Format::Yaml => yaml(&value),
+        super::args::Format::Json => json(&value),
+    }
+}
+
 /// `$` to `$$` in every string value (not in keys, which are not interpolated).
 pub fn escape_dollars(value: &mut Value) {
     match value {

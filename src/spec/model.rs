@@ -300,7 +300,7 @@ pub struct TmpfsOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<Bytes>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<u32>,
+    pub mode: Option<FileMode>,
 }
 
 /// A service's attachment to one network.
@@ -423,7 +423,7 @@ pub struct FileRef {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<u32>,
+    pub mode: Option<FileMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -563,9 +563,27 @@ impl Serialize for Duration {
     }
 }
 
-/// A size in bytes (`512m` in the file becomes 536870912).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// Permission bits, printed in octal (`"0440"`) as Compose files write them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl Serialize for FileMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("0{:o}", self.0))
+    }
+}
+
+/// A size in bytes (`512m` in the file becomes 536870912). Printed as a
+/// string, because some Compose keys (`deploy.resources.limits.memory`)
+/// accept only strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Bytes(pub i64);
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -540,12 +540,9 @@ impl Normalizer<'_> {
             size: t
                 .get("size")
                 .and_then(|n| self.bytes(n, &format!("{path}.tmpfs.size"))),
-            mode: t.get("mode").and_then(|m| {
-                let s = m.as_str()?;
-                u32::from_str_radix(s.trim_start_matches("0o"), 8)
-                    .ok()
-                    .or_else(|| s.parse().ok())
-            }),
+            mode: t
+                .get("mode")
+                .and_then(|m| self.file_mode(m, &format!("{path}.tmpfs.mode"))),
         });
         Some(Mount {
             kind,
@@ -749,10 +746,33 @@ impl Normalizer<'_> {
         out
     }
 
+    /// A permission mode: `0440` and `0o440` are octal (as in docker
+    /// compose, although YAML 1.2 alone would read `0440` as decimal), other
+    /// numbers decimal.
+    fn file_mode(&mut self, m: &Node, path: &str) -> Option<FileMode> {
+        let text = m.as_str()?;
+        let parsed = match text.strip_prefix("0o").or_else(|| text.strip_prefix('0')) {
+            Some("") => Some(0),
+            Some(octal) => u32::from_str_radix(octal, 8).ok(),
+            None => text.parse().ok(),
+        };
+        match parsed {
+            Some(mode) if mode <= 0o7777 => Some(FileMode(mode)),
+            _ => {
+                self.error(
+                    m,
+                    path,
+                    format!("`{text}` is not a file mode (write it in octal, e.g. `0440`)"),
+                );
+                None
+            }
+        }
+    }
+
     fn file_refs(&mut self, v: &Node) -> Vec<FileRef> {
-        v.as_seq()
-            .unwrap_or_default()
-            .iter()
+        let items: Vec<&Node> = v.as_seq().unwrap_or_default().iter().collect();
+        items
+            .into_iter()
             .filter_map(|item| match &item.kind {
                 Kind::Scalar(s) => Some(FileRef {
                     source: s.text.clone(),
@@ -766,11 +786,7 @@ impl Normalizer<'_> {
                     target: item.get("target").and_then(text),
                     uid: item.get("uid").and_then(text),
                     gid: item.get("gid").and_then(text),
-                    mode: item.get("mode").and_then(|m| {
-                        let s = m.as_str()?;
-                        // YAML 1.2 reads 0440 as decimal 440: take the digits as octal, as compose does.
-                        u32::from_str_radix(s.trim_start_matches("0o"), 8).ok()
-                    }),
+                    mode: item.get("mode").and_then(|m| self.file_mode(m, "mode")),
                 }),
                 Kind::Seq(_) => None,
             })
@@ -817,13 +833,7 @@ impl Normalizer<'_> {
                 }
             }
         }
-        net.name = name.unwrap_or_else(|| {
-            if net.external {
-                key.to_string()
-            } else {
-                format!("{}_{key}", self.project)
-            }
-        });
+        net.name = self.host_name(name, net.external, key);
         net
     }
 
@@ -843,13 +853,7 @@ impl Normalizer<'_> {
                 }
             }
         }
-        vol.name = name.unwrap_or_else(|| {
-            if vol.external {
-                key.to_string()
-            } else {
-                format!("{}_{key}", self.project)
-            }
-        });
+        vol.name = self.host_name(name, vol.external, key);
         vol
     }
 
@@ -886,13 +890,7 @@ impl Normalizer<'_> {
         if sources > 1 {
             self.error(v, path, format!("`{path}` names more than one source; keep one of file, environment, content or external"));
         }
-        obj.name = name.unwrap_or_else(|| {
-            if obj.external {
-                key.to_string()
-            } else {
-                format!("{}_{key}", self.project)
-            }
-        });
+        obj.name = self.host_name(name, obj.external, key);
         let content: Option<Vec<u8>> = if let Some(file) = &obj.file {
             std::fs::read(file).ok()
         } else if let Some(var) = &obj.environment {
@@ -902,6 +900,18 @@ impl Normalizer<'_> {
         };
         obj.digest = content.map(|c| format!("sha256:{:x}", Sha256::digest(c)));
         obj
+    }
+
+    /// The name on the host: as given, else the key for external objects
+    /// (they exist already), else `<project>_<key>`.
+    fn host_name(&self, name: Option<String>, external: bool, key: &str) -> String {
+        name.unwrap_or_else(|| {
+            if external {
+                key.to_string()
+            } else {
+                format!("{}_{key}", self.project)
+            }
+        })
     }
 
     fn bytes(&mut self, v: &Node, path: &str) -> Option<Bytes> {
@@ -1167,6 +1177,6 @@ mod tests {
                 .starts_with("sha256:")
         );
         assert_eq!(s.secrets["pw"].name, "p_pw");
-        assert_eq!(s.services["web"].secrets[1].mode, Some(0o440));
+        assert_eq!(s.services["web"].secrets[1].mode, Some(FileMode(0o440)));
     }
 }

@@ -11,15 +11,99 @@
 //! containers but not what runs in them. Key order cannot matter: the
 //! service is hashed as canonical JSON with sorted keys.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::spec::model::{FileObject, FileRef, Network, Volume};
 use crate::spec::{Service, Stack};
+
+/// The top-level key under which a revision document keeps the content
+/// digests of secrets and configs (see [`revision_document`]).
+pub const DIGESTS_KEY: &str = "x-stack-digests";
 
 /// `sha256:<hex>` of the service's container configuration.
 pub fn config_hash(stack: &Stack, service: &Service) -> String {
+    digest(&hash_input(stack, service))
+}
+
+/// What [`config_hash`] hashes: the service as JSON without the keys that
+/// do not shape the container, plus the digests of its secrets and configs.
+/// The planner diffs two of these to explain a change field by field.
+pub fn hash_input(stack: &Stack, service: &Service) -> Value {
     let mut value = serde_json::to_value(service).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
+    let digests = file_digests(stack);
+    with_digests(&mut value, service, &digests);
+    value
+}
+
+/// The same transformation for a service read back from a revision
+/// document (JSON, not a typed [`Service`]): the previous side of a diff.
+pub fn hash_input_of_json(mut service: Value, revision_digests: &Value) -> Value {
+    strip(&mut service);
+    if let Value::Object(map) = &mut service {
+        for (key, kind) in [("secret_digests", "secrets"), ("config_digests", "configs")] {
+            let refs: Vec<String> = map
+                .get(kind)
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|r| r.get("source").and_then(Value::as_str))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let known = revision_digests.get(kind);
+            let entries: Map<String, Value> = refs
+                .into_iter()
+                .map(|name| {
+                    let d = known.and_then(|k| k.get(&name)).cloned();
+                    (name, d.unwrap_or(Value::Null))
+                })
+                .collect();
+            map.insert(key.into(), Value::Object(entries));
+        }
+    }
+    service
+}
+
+/// Content digests of the stack's secrets and configs, by kind and name.
+fn file_digests(stack: &Stack) -> Value {
+    let table = |defs: &BTreeMap<String, FileObject>| -> Value {
+        defs.iter()
+            .map(|(name, d)| {
+                let v = d.digest.clone().map_or(Value::Null, Value::String);
+                (name.clone(), v)
+            })
+            .collect::<Map<String, Value>>()
+            .into()
+    };
+    serde_json::json!({ "secrets": table(&stack.secrets), "configs": table(&stack.configs) })
+}
+
+fn with_digests(value: &mut Value, service: &Service, digests: &Value) {
+    strip(value);
+    if let Value::Object(map) = value {
+        // What a secret or config holds is part of the container.
+        let pick = |refs: &[FileRef], kind: &str| -> Value {
+            refs.iter()
+                .map(|r| {
+                    let d = digests[kind].get(&r.source).cloned();
+                    (r.source.clone(), d.unwrap_or(Value::Null))
+                })
+                .collect::<Map<String, Value>>()
+                .into()
+        };
+        map.insert("secret_digests".into(), pick(&service.secrets, "secrets"));
+        map.insert("config_digests".into(), pick(&service.configs, "configs"));
+    }
+}
+
+/// Removes what changes how stack manages a container but not what runs in it.
+fn strip(value: &mut Value) {
+    if let Value::Object(map) = value {
         for key in ["depends_on", "scale", "profiles"] {
             map.remove(key);
         }
@@ -28,31 +112,41 @@ pub fn config_hash(stack: &Stack, service: &Service) -> String {
             for key in ["replicas", "update_config", "rollback_config"] {
                 deploy.remove(key);
             }
+            if deploy.is_empty() {
+                map.remove("deploy");
+            }
         }
-        // What a secret or config holds is part of the container.
-        let digests =
-            |refs: &[crate::spec::model::FileRef],
-             defs: &std::collections::BTreeMap<String, crate::spec::model::FileObject>|
-             -> Value {
-                refs.iter()
-                    .map(|r| {
-                        let digest = defs.get(&r.source).and_then(|d| d.digest.clone());
-                        (r.source.clone(), digest.map_or(Value::Null, Value::String))
-                    })
-                    .collect::<serde_json::Map<String, Value>>()
-                    .into()
-            };
-        map.insert(
-            "secret_digests".into(),
-            digests(&service.secrets, &stack.secrets),
-        );
-        map.insert(
-            "config_digests".into(),
-            digests(&service.configs, &stack.configs),
-        );
     }
+}
+
+/// `sha256:<hex>` of a network's definition: a changed driver, option,
+/// address pool or label means the network must be recreated.
+pub fn network_hash(network: &Network) -> String {
+    digest(&serde_json::to_value(network).unwrap_or(Value::Null))
+}
+
+/// `sha256:<hex>` of a volume's definition (driver, options, labels, name).
+pub fn volume_hash(volume: &Volume) -> String {
+    digest(&serde_json::to_value(volume).unwrap_or(Value::Null))
+}
+
+/// The stack as it is kept in the revision history: the normalized stack
+/// as JSON plus, under [`DIGESTS_KEY`] (an `x-` key, so the document is
+/// still a valid Compose file), the content digests of its secrets and
+/// configs, which the JSON form leaves out but a later plan needs to say
+/// that a config file's content changed.
+pub fn revision_document(stack: &Stack) -> Value {
+    let mut doc = serde_json::to_value(stack).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut doc {
+        map.insert(DIGESTS_KEY.into(), file_digests(stack));
+    }
+    doc
+}
+
+/// `sha256:<hex>` of any JSON value, keys sorted.
+pub fn digest(value: &Value) -> String {
     let mut text = String::new();
-    canonical(&value, &mut text);
+    canonical(value, &mut text);
     format!("sha256:{:x}", Sha256::digest(text.as_bytes()))
 }
 

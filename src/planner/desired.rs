@@ -110,14 +110,12 @@ impl Desired {
                 .image
                 .clone()
                 .unwrap_or_else(|| format!("{project}-{name}"));
-            let entry = images
-                .entry(image.clone())
-                .or_insert_with(|| DesiredImage {
-                    reference: image.clone(),
-                    services: BTreeSet::new(),
-                    pull_policy: "missing".into(),
-                    build: false,
-                });
+            let entry = images.entry(image.clone()).or_insert_with(|| DesiredImage {
+                reference: image.clone(),
+                services: BTreeSet::new(),
+                pull_policy: "missing".into(),
+                build: false,
+            });
             entry.services.insert(name.clone());
             entry.build |= service.build.is_some();
             let policy = match service.pull_policy.as_deref() {
@@ -127,8 +125,7 @@ impl Desired {
                 _ => "missing",
             };
             // `always` wins over `missing`; an explicit `never` or `build` wins over both.
-            if policy != "missing" && entry.pull_policy != "never" && entry.pull_policy != "build"
-            {
+            if policy != "missing" && entry.pull_policy != "never" && entry.pull_policy != "build" {
                 entry.pull_policy = policy.into();
             }
             let network_keys: Vec<String> = if service.network_mode.is_some() {

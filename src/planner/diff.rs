@@ -27,7 +27,13 @@ pub struct Change {
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".into());
-        write!(f, "{}: {} → {}", self.field, show(&self.old), show(&self.new))
+        write!(
+            f,
+            "{}: {} → {}",
+            self.field,
+            show(&self.old),
+            show(&self.new)
+        )
     }
 }
 
@@ -123,7 +129,8 @@ mod tests {
     #[test]
     fn lists_compare_whole_and_digests_are_shortened() {
         let old = json!({"command": ["sh", "-c", "a"], "config_digests": {"conf": "sha256:0123456789abcdef0123"}});
-        let new = json!({"command": ["sh"], "config_digests": {"conf": "sha256:fedcba9876543210fedc"}});
+        let new =
+            json!({"command": ["sh"], "config_digests": {"conf": "sha256:fedcba9876543210fedc"}});
         let text: Vec<String> = changes(&old, &new).iter().map(|c| c.to_string()).collect();
         assert_eq!(
             text,

@@ -350,7 +350,10 @@ impl<H: Host> Ctx<'_, H> {
                 }
                 host.create_network(spec).await.map_err(text)?;
                 self.update(|r| {
-                    r.networks.insert(key.clone(), object_record(&spec.name, &spec.config_hash, &spec.labels));
+                    r.networks.insert(
+                        key.clone(),
+                        object_record(&spec.name, &spec.config_hash, &spec.labels),
+                    );
                 })?;
             }
             (Action::Remove, Target::Network { key, name }) => {
@@ -368,7 +371,10 @@ impl<H: Host> Ctx<'_, H> {
                     .ok_or_else(|| missing_spec("volume", key))?;
                 host.create_volume(spec).await.map_err(text)?;
                 self.update(|r| {
-                    r.volumes.insert(key.clone(), object_record(&spec.name, &spec.config_hash, &spec.labels));
+                    r.volumes.insert(
+                        key.clone(),
+                        object_record(&spec.name, &spec.config_hash, &spec.labels),
+                    );
                 })?;
             }
             (Action::Remove, Target::Volume { key, name }) => {
@@ -385,7 +391,9 @@ impl<H: Host> Ctx<'_, H> {
                     .get(name)
                     .ok_or_else(|| missing_spec("container", name))?;
                 if op.action == Action::Recreate {
-                    host.stop(name, self.stop_timeout(name)).await.map_err(text)?;
+                    host.stop(name, self.stop_timeout(name))
+                        .await
+                        .map_err(text)?;
                     host.remove_container(name).await.map_err(text)?;
                     self.update(|r| {
                         r.containers.remove(name);
@@ -423,10 +431,14 @@ impl<H: Host> Ctx<'_, H> {
                 host.start(name).await.map_err(text)?;
             }
             (Action::Stop, Target::Container { name, .. }) => {
-                host.stop(name, self.stop_timeout(name)).await.map_err(text)?;
+                host.stop(name, self.stop_timeout(name))
+                    .await
+                    .map_err(text)?;
             }
             (Action::Remove, Target::Container { name, .. }) => {
-                host.stop(name, self.stop_timeout(name)).await.map_err(text)?;
+                host.stop(name, self.stop_timeout(name))
+                    .await
+                    .map_err(text)?;
                 host.remove_container(name).await.map_err(text)?;
                 self.update(|r| {
                     r.containers.remove(name);
@@ -486,7 +498,9 @@ impl<H: Host> Ctx<'_, H> {
                     ));
                 }
                 (Until::Healthy, Some(Status::Exited { code })) => {
-                    return Err(format!("{name} exited with code {code} instead of becoming healthy"));
+                    return Err(format!(
+                        "{name} exited with code {code} instead of becoming healthy"
+                    ));
                 }
                 (Until::CompletedSuccessfully, Some(Status::Exited { code: 0 })) => return Ok(()),
                 (Until::CompletedSuccessfully, Some(Status::Exited { code })) => {
@@ -505,11 +519,7 @@ impl<H: Host> Ctx<'_, H> {
     }
 }
 
-fn object_record(
-    name: &str,
-    hash: &str,
-    labels: &BTreeMap<String, String>,
-) -> ObjectRecord {
+fn object_record(name: &str, hash: &str, labels: &BTreeMap<String, String>) -> ObjectRecord {
     ObjectRecord {
         name: name.to_string(),
         config_hash: hash.to_string(),
@@ -519,5 +529,7 @@ fn object_record(
 }
 
 fn missing_spec(kind: &str, name: &str) -> String {
-    format!("the plan has no definition for {kind} `{name}`; this is a bug in stack's planner, please report it")
+    format!(
+        "the plan has no definition for {kind} `{name}`; this is a bug in stack's planner, please report it"
+    )
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::PlanError;
 use super::backend::{
     BackendError, Clock, ContainerSpec, ImageInfo, Images, LiveContainer, LiveObject, NetworkSpec,
     Networks, Runtime, Status, VolumeSpec, Volumes,
@@ -27,7 +28,6 @@ use super::execute::{ExecError, ExecOptions, Outcome, Recorder, execute};
 use super::hash::revision_document;
 use super::observe::observe;
 use super::plan::{DownOptions, Plan, UpOptions, plan_down, plan_up};
-use super::PlanError;
 use crate::spec::Stack;
 use crate::spec::model::ServiceNetwork;
 use crate::state::{ProjectRecord, StateError};
@@ -196,23 +196,19 @@ fn not_found(kind: &'static str, name: &str) -> BackendError {
 
 impl Images for FakeHost {
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError> {
-        Ok(lock(&self.world)
-            .images
-            .get(reference)
-            .map(|d| ImageInfo {
-                reference: reference.to_string(),
-                digest: Some(d.clone()),
-            }))
+        Ok(lock(&self.world).images.get(reference).map(|d| ImageInfo {
+            reference: reference.to_string(),
+            digest: Some(d.clone()),
+        }))
     }
 
     async fn pull(&self, reference: &str) -> Result<ImageInfo, BackendError> {
         let r = reference.to_string();
         self.act(format!("pull {reference}"), move |w| {
-            let digest = w
-                .registry
-                .get(&r)
-                .cloned()
-                .ok_or_else(|| BackendError::failed(format!("{r}: not found in the registry")))?;
+            let digest =
+                w.registry.get(&r).cloned().ok_or_else(|| {
+                    BackendError::failed(format!("{r}: not found in the registry"))
+                })?;
             w.images.insert(r.clone(), digest.clone());
             Ok(ImageInfo {
                 reference: r,
@@ -232,13 +228,19 @@ impl Networks for FakeHost {
         let spec = spec.clone();
         self.act(format!("create_network {}", spec.name), move |w| {
             if w.networks.contains_key(&spec.name) {
-                return Err(BackendError::failed(format!("network {} already exists", spec.name)));
+                return Err(BackendError::failed(format!(
+                    "network {} already exists",
+                    spec.name
+                )));
             }
+            // The file's labels and stack's own, as a real host would set them.
+            let mut labels = spec.definition.labels.clone();
+            labels.extend(spec.labels.clone());
             w.networks.insert(
                 spec.name.clone(),
                 LiveObject {
                     name: spec.name.clone(),
-                    labels: spec.labels.clone(),
+                    labels,
                 },
             );
             Ok(())
@@ -260,7 +262,10 @@ impl Networks for FakeHost {
                     "network {n} has containers attached: {users:?}"
                 )));
             }
-            w.networks.remove(&n).map(|_| ()).ok_or_else(|| not_found("network", &n))
+            w.networks
+                .remove(&n)
+                .map(|_| ())
+                .ok_or_else(|| not_found("network", &n))
         })
         .await
     }
@@ -276,7 +281,10 @@ impl Networks for FakeHost {
             if !w.networks.contains_key(&n) {
                 return Err(not_found("network", &n));
             }
-            let c = w.containers.get_mut(&c).ok_or_else(|| not_found("container", &c))?;
+            let c = w
+                .containers
+                .get_mut(&c)
+                .ok_or_else(|| not_found("container", &c))?;
             c.networks.insert(n);
             Ok(())
         })
@@ -286,7 +294,10 @@ impl Networks for FakeHost {
     async fn disconnect(&self, network: &str, container: &str) -> Result<(), BackendError> {
         let (n, c) = (network.to_string(), container.to_string());
         self.act(format!("disconnect {network} {container}"), move |w| {
-            let c = w.containers.get_mut(&c).ok_or_else(|| not_found("container", &c))?;
+            let c = w
+                .containers
+                .get_mut(&c)
+                .ok_or_else(|| not_found("container", &c))?;
             c.networks.remove(&n);
             Ok(())
         })
@@ -303,13 +314,18 @@ impl Volumes for FakeHost {
         let spec = spec.clone();
         self.act(format!("create_volume {}", spec.name), move |w| {
             if w.volumes.contains_key(&spec.name) {
-                return Err(BackendError::failed(format!("volume {} already exists", spec.name)));
+                return Err(BackendError::failed(format!(
+                    "volume {} already exists",
+                    spec.name
+                )));
             }
+            let mut labels = spec.definition.labels.clone();
+            labels.extend(spec.labels.clone());
             w.volumes.insert(
                 spec.name.clone(),
                 LiveObject {
                     name: spec.name.clone(),
-                    labels: spec.labels.clone(),
+                    labels,
                 },
             );
             Ok(())
@@ -320,7 +336,10 @@ impl Volumes for FakeHost {
     async fn remove_volume(&self, name: &str) -> Result<(), BackendError> {
         let n = name.to_string();
         self.act(format!("remove_volume {name}"), move |w| {
-            w.volumes.remove(&n).map(|_| ()).ok_or_else(|| not_found("volume", &n))
+            w.volumes
+                .remove(&n)
+                .map(|_| ())
+                .ok_or_else(|| not_found("volume", &n))
         })
         .await
     }
@@ -351,7 +370,10 @@ impl Runtime for FakeHost {
         let id = format!("c{}", self.next_id.fetch_add(1, Ordering::SeqCst) + 1);
         self.act(format!("create_container {}", spec.name), move |w| {
             if w.containers.contains_key(&spec.name) {
-                return Err(BackendError::failed(format!("container {} already exists", spec.name)));
+                return Err(BackendError::failed(format!(
+                    "container {} already exists",
+                    spec.name
+                )));
             }
             for net in spec.networks.keys() {
                 if !w.networks.contains_key(net) {
@@ -390,9 +412,15 @@ impl Runtime for FakeHost {
 
     async fn start(&self, name: &str) -> Result<(), BackendError> {
         let n = name.to_string();
-        let after = lock(&self.on_start).get(name).copied().unwrap_or(Status::Running);
+        let after = lock(&self.on_start)
+            .get(name)
+            .copied()
+            .unwrap_or(Status::Running);
         self.act(format!("start {name}"), move |w| {
-            let c = w.containers.get_mut(&n).ok_or_else(|| not_found("container", &n))?;
+            let c = w
+                .containers
+                .get_mut(&n)
+                .ok_or_else(|| not_found("container", &n))?;
             c.status = after;
             Ok(())
         })
@@ -402,7 +430,10 @@ impl Runtime for FakeHost {
     async fn stop(&self, name: &str, _timeout: Option<Duration>) -> Result<(), BackendError> {
         let n = name.to_string();
         self.act(format!("stop {name}"), move |w| {
-            let c = w.containers.get_mut(&n).ok_or_else(|| not_found("container", &n))?;
+            let c = w
+                .containers
+                .get_mut(&n)
+                .ok_or_else(|| not_found("container", &n))?;
             if c.status.is_running() {
                 c.status = Status::Exited { code: 0 };
             }
@@ -414,9 +445,14 @@ impl Runtime for FakeHost {
     async fn remove_container(&self, name: &str) -> Result<(), BackendError> {
         let n = name.to_string();
         self.act(format!("remove_container {name}"), move |w| {
-            let c = w.containers.get(&n).ok_or_else(|| not_found("container", &n))?;
+            let c = w
+                .containers
+                .get(&n)
+                .ok_or_else(|| not_found("container", &n))?;
             if c.status.is_running() {
-                return Err(BackendError::failed(format!("container {n} is running; stop it first")));
+                return Err(BackendError::failed(format!(
+                    "container {n} is running; stop it first"
+                )));
             }
             w.containers.remove(&n);
             Ok(())
@@ -532,7 +568,11 @@ impl Sandbox {
     }
 
     /// Runs `up`: observe, plan, execute, keep the revision.
-    pub async fn up(&mut self, stack: &Stack, opts: &UpOptions) -> Result<(Plan, Outcome), SandboxError> {
+    pub async fn up(
+        &mut self,
+        stack: &Stack,
+        opts: &UpOptions,
+    ) -> Result<(Plan, Outcome), SandboxError> {
         let plan = self.plan(stack, opts).await?;
         let outcome = self.run(&plan).await?;
         if !plan.is_empty() {
@@ -547,7 +587,16 @@ impl Sandbox {
             self.record.project = plan.project.clone();
         }
         let opts = self.exec.unwrap_or_default();
-        match execute(plan, &self.host, self.record.clone(), &self.recorder, &(), &opts).await {
+        match execute(
+            plan,
+            &self.host,
+            self.record.clone(),
+            &self.recorder,
+            &(),
+            &opts,
+        )
+        .await
+        {
             Ok(outcome) => {
                 self.record = outcome.record.clone();
                 Ok(outcome)

@@ -91,8 +91,7 @@ impl Graph {
                                 e.kind
                             };
                             *e = Edge { kind, ..edge };
-                        } else if matches!(edge.kind, DepKind::NetworkMode | DepKind::VolumesFrom)
-                        {
+                        } else if matches!(edge.kind, DepKind::NetworkMode | DepKind::VolumesFrom) {
                             e.kind = edge.kind;
                             e.required = true;
                         }
@@ -325,7 +324,10 @@ mod tests {
         assert_eq!(services, &["a", "b", "c", "a"]);
         let text = err.to_string();
         assert!(text.contains("a → b → c → a"), "{text}");
-        assert!(!services.contains(&"d".to_string()), "d only depends on the cycle");
+        assert!(
+            !services.contains(&"d".to_string()),
+            "d only depends on the cycle"
+        );
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub enum PlanError {
         services.join(" → ")
     )]
     Cycle { services: Vec<String> },
-    #[error("no such service: `{name}` (given to {flag}); `stack config --services` lists the services")]
+    #[error(
+        "no such service: `{name}` (given to {flag}); `stack config --services` lists the services"
+    )]
     UnknownService { name: String, flag: &'static str },
     #[error("{0} and {1} cannot be used together; choose one")]
     Conflict(&'static str, &'static str),

@@ -33,7 +33,7 @@ use super::desired::{Desired, DesiredService, labels};
 use super::diff::{Change, changes, short_digest};
 use super::graph::{DepKind, Edge, Graph};
 use super::hash::{DIGESTS_KEY, hash_input, hash_input_of_json};
-use super::observe::{ObservedContainer, Observed};
+use super::observe::{Observed, ObservedContainer};
 use crate::spec::Stack;
 use crate::spec::model::{Condition, ServiceNetwork};
 
@@ -256,7 +256,10 @@ pub fn plan_up(stack: &Stack, observed: &Observed, opts: &UpOptions) -> Result<P
         return Err(PlanError::Conflict("--force-recreate", "--no-recreate"));
     }
     if opts.always_recreate_deps && opts.no_recreate {
-        return Err(PlanError::Conflict("--always-recreate-deps", "--no-recreate"));
+        return Err(PlanError::Conflict(
+            "--always-recreate-deps",
+            "--no-recreate",
+        ));
     }
     for name in &opts.services {
         if !stack.services.contains_key(name) {
@@ -435,12 +438,7 @@ impl<'a> Planner<'a> {
                 } else {
                     format!("orphan: service `{service}` is no longer in the stack file")
                 };
-                orphan_ops.push(self.push(
-                    Action::Remove,
-                    container_target(&c.record),
-                    reason,
-                    [],
-                ));
+                orphan_ops.push(self.push(Action::Remove, container_target(&c.record), reason, []));
             } else if !c.record.one_off {
                 orphans.push(c.name().to_string());
             }
@@ -493,7 +491,10 @@ impl<'a> Planner<'a> {
                     return Err(PlanError::ExternalMissing {
                         kind: "network",
                         name: spec.name.clone(),
-                        create: format!("stack cannot create it; create network `{}` first, or drop `external: true`", spec.name),
+                        create: format!(
+                            "stack cannot create it; create network `{}` first, or drop `external: true`",
+                            spec.name
+                        ),
                     });
                 }
                 continue;
@@ -556,9 +557,10 @@ impl<'a> Planner<'a> {
             if list
                 .iter()
                 .any(|s| matches!(s.need, Need::Create(_) | Need::Recreate(..)))
-                && let Some(ds) = self.desired.services.get(service) {
-                    needs_image.insert(ds.image.clone());
-                }
+                && let Some(ds) = self.desired.services.get(service)
+            {
+                needs_image.insert(ds.image.clone());
+            }
         }
         let mut pull_ops: BTreeMap<String, usize> = BTreeMap::new();
         for (reference, image) in &self.desired.images {
@@ -583,9 +585,10 @@ impl<'a> Planner<'a> {
                     });
                 }
                 _ if image.build
-                    && image.services.iter().all(|s| {
-                        stack.services.get(s).is_some_and(|s| s.image.is_none())
-                    }) =>
+                    && image
+                        .services
+                        .iter()
+                        .all(|s| stack.services.get(s).is_some_and(|s| s.image.is_none())) =>
                 {
                     return Err(PlanError::ImageUnavailable {
                         reference: reference.clone(),
@@ -661,7 +664,10 @@ impl<'a> Planner<'a> {
                     return Err(PlanError::ExternalMissing {
                         kind: "volume",
                         name: spec.name.clone(),
-                        create: format!("stack cannot create it; create volume `{}` first, or drop `external: true`", spec.name),
+                        create: format!(
+                            "stack cannot create it; create volume `{}` first, or drop `external: true`",
+                            spec.name
+                        ),
                     });
                 }
                 continue;
@@ -781,37 +787,34 @@ impl<'a> Planner<'a> {
                 }
                 // Reattach to recreated networks (a recreated container attaches on create).
                 if let Some(keys) = detached.get(&slot.name)
-                    && !matches!(slot.need, Need::Create(_) | Need::Recreate(..)) {
-                        for key in keys {
-                            let Some(spec) = self.desired.networks.get(key) else {
-                                continue;
-                            };
-                            let net_name = spec.name.clone();
-                            let attachment = ds
-                                .definition
-                                .networks
-                                .get(key)
-                                .cloned()
-                                .unwrap_or_default();
-                            let id = self.push(
-                                Action::Connect,
-                                Target::Attachment {
-                                    network: net_name.clone(),
-                                    container: slot.name.clone(),
-                                },
-                                format!("reattach to the recreated network `{net_name}`"),
-                                network_ops.get(key).copied(),
-                            );
-                            self.specs
-                                .attachments
-                                .insert((slot.name.clone(), net_name), attachment);
-                            ready.push(id);
-                        }
-                        if slot.was_running && start_reason.is_none() {
-                            start_reason = Some("restart after its network is recreated".into());
-                        }
-                        self.note_stop_timeout(ds, &slot.name);
+                    && !matches!(slot.need, Need::Create(_) | Need::Recreate(..))
+                {
+                    for key in keys {
+                        let Some(spec) = self.desired.networks.get(key) else {
+                            continue;
+                        };
+                        let net_name = spec.name.clone();
+                        let attachment =
+                            ds.definition.networks.get(key).cloned().unwrap_or_default();
+                        let id = self.push(
+                            Action::Connect,
+                            Target::Attachment {
+                                network: net_name.clone(),
+                                container: slot.name.clone(),
+                            },
+                            format!("reattach to the recreated network `{net_name}`"),
+                            network_ops.get(key).copied(),
+                        );
+                        self.specs
+                            .attachments
+                            .insert((slot.name.clone(), net_name), attachment);
+                        ready.push(id);
                     }
+                    if slot.was_running && start_reason.is_none() {
+                        start_reason = Some("restart after its network is recreated".into());
+                    }
+                    self.note_stop_timeout(ds, &slot.name);
+                }
                 let Some(start_reason) = start_reason else {
                     continue;
                 };
@@ -837,16 +840,20 @@ impl<'a> Planner<'a> {
                                 let id = match wait_ops.get(&key) {
                                     Some(&id) => {
                                         if edge.required
-                                            && let Some(w) = self.ops[id].wait.as_mut() {
-                                                w.required = true;
-                                            }
+                                            && let Some(w) = self.ops[id].wait.as_mut()
+                                        {
+                                            w.required = true;
+                                        }
                                         id
                                     }
                                     None => {
                                         let id = self.push(
                                             Action::Wait,
                                             target,
-                                            format!("{service} waits for it ({})", condition_name(edge.condition)),
+                                            format!(
+                                                "{service} waits for it ({})",
+                                                condition_name(edge.condition)
+                                            ),
                                             container_start.get(&name).copied(),
                                         );
                                         self.ops[id].wait = Some(WaitFor {
@@ -1023,14 +1030,10 @@ impl<'a> Planner<'a> {
         let mut warnings = Vec::new();
         for i in kept {
             let c = existing[i];
-            let hard = self
-                .graph
-                .dependencies(service)
-                .into_iter()
-                .find(|(d, e)| {
-                    matches!(e.kind, DepKind::NetworkMode | DepKind::VolumesFrom)
-                        && recreated.contains(*d)
-                });
+            let hard = self.graph.dependencies(service).into_iter().find(|(d, e)| {
+                matches!(e.kind, DepKind::NetworkMode | DepKind::VolumesFrom)
+                    && recreated.contains(*d)
+            });
             let need = match (strategy, &diverged[i], hard) {
                 (Strategy::Force, _, _) => Need::Recreate(
                     if self.named.contains(service) {
@@ -1136,11 +1139,15 @@ impl<'a> Planner<'a> {
                 .services
                 .get(&ds.name)
                 .map(|s| hash_input(self.stack, s));
-            let old = self.observed.history.get(&c.record.revision).and_then(|doc| {
-                let service = doc.get("services")?.get(&ds.name)?.clone();
-                let digests = doc.get(DIGESTS_KEY).cloned().unwrap_or(Value::Null);
-                Some(hash_input_of_json(service, &digests))
-            });
+            let old = self
+                .observed
+                .history
+                .get(&c.record.revision)
+                .and_then(|doc| {
+                    let service = doc.get("services")?.get(&ds.name)?.clone();
+                    let digests = doc.get(DIGESTS_KEY).cloned().unwrap_or(Value::Null);
+                    Some(hash_input_of_json(service, &digests))
+                });
             let ch = match (old, new) {
                 (Some(old), Some(new)) => changes(&old, &new),
                 _ => Vec::new(),
@@ -1164,21 +1171,23 @@ impl<'a> Planner<'a> {
         }
         let old = c.record.image.as_str();
         if let Some(new) = digest
-            && old.starts_with("sha256:") && old != new {
-                return Some((
-                    format!(
-                        "image changed: {}@{} → {}",
-                        ds.image,
-                        short_digest(old),
-                        short_digest(new)
-                    ),
-                    vec![Change {
-                        field: "image digest".into(),
-                        old: Some(short_digest(old)),
-                        new: Some(short_digest(new)),
-                    }],
-                ));
-            }
+            && old.starts_with("sha256:")
+            && old != new
+        {
+            return Some((
+                format!(
+                    "image changed: {}@{} → {}",
+                    ds.image,
+                    short_digest(old),
+                    short_digest(new)
+                ),
+                vec![Change {
+                    field: "image digest".into(),
+                    old: Some(short_digest(old)),
+                    new: Some(short_digest(new)),
+                }],
+            ));
+        }
         None
     }
 }
@@ -1295,8 +1304,10 @@ pub fn plan_down(
             .into_iter()
             .flat_map(|(d, _)| removed.get(d).cloned().unwrap_or_default())
             .collect();
-        let mut mine: Vec<&&ObservedContainer> =
-            containers.iter().filter(|c| c.service() == service).collect();
+        let mut mine: Vec<&&ObservedContainer> = containers
+            .iter()
+            .filter(|c| c.service() == service)
+            .collect();
         mine.sort_by_key(|c| c.record.replica);
         for c in mine {
             let id = ops.len();

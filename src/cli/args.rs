@@ -75,6 +75,96 @@ pub enum Command {
     },
     /// Print the man page (roff) to standard output.
     Man,
+    /// Show what `up` would change, and why, without changing anything.
+    Plan(PlanArgs),
+    /// Stop and remove the project's containers and networks (`--dry-run`: only show it).
+    Down(DownArgs),
+}
+
+/// Output format of `plan` and `down --dry-run`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Only these services and, unless --no-deps, what they depend on.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+
+    /// Exit 0 when nothing would change, 2 when something would, 1 on an error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Run N containers of SERVICE (repeatable), overriding `scale` and `deploy.replicas`.
+    #[arg(long, value_name = "SERVICE=N", value_parser = parse_scale)]
+    pub scale: Vec<(String, u32)>,
+
+    /// Recreate containers even if their configuration and image are unchanged.
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+
+    /// Never recreate existing containers, even if they differ from the file.
+    #[arg(long)]
+    pub no_recreate: bool,
+
+    /// Do not bring the named services' dependencies up, nor wait for them.
+    #[arg(long)]
+    pub no_deps: bool,
+
+    /// Recreate the dependencies of the named services too.
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub always_recreate_deps: bool,
+
+    /// Remove containers of services that are no longer in the file.
+    #[arg(long)]
+    pub remove_orphans: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    /// Only print what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also remove the project's named volumes (their data is lost).
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+
+    /// Also remove containers of services that are no longer in the file.
+    #[arg(long)]
+    pub remove_orphans: bool,
+
+    /// Output format (with --dry-run).
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+
+    /// Exit 0 when nothing would change, 2 when something would, 1 on an error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+/// `web=3` into (`web`, 3).
+fn parse_scale(text: &str) -> Result<(String, u32), String> {
+    let (service, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not SERVICE=N, e.g. web=3"))?;
+    let n = n
+        .parse()
+        .map_err(|_| format!("`{n}` in `{text}` is not a number of replicas"))?;
+    if service.is_empty() {
+        return Err(format!(
+            "`{text}` names no service; write SERVICE=N, e.g. web=3"
+        ));
+    }
+    Ok((service.to_string(), n))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

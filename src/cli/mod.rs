@@ -6,7 +6,9 @@
 
 pub mod args;
 mod config;
+mod down;
 mod generate;
+mod plan;
 pub mod render;
 
 use std::io::Write;
@@ -27,10 +29,14 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
+            // Under --detailed-exitcode, 2 means "changes"; a wrong command line is an error (1).
+            let detailed = std::env::args().any(|a| a == "--detailed-exitcode");
+            return if !e.use_stderr() {
                 ExitCode::SUCCESS
+            } else if detailed {
+                ExitCode::from(EXIT_FAILURE)
+            } else {
+                ExitCode::from(EXIT_USAGE)
             };
         }
     };
@@ -38,16 +44,25 @@ pub fn main() -> ExitCode {
         args::Command::Config(a) => config::run(&cli.global, a),
         args::Command::Completion { shell } => generate::completion(*shell),
         args::Command::Man => generate::man(),
+        args::Command::Plan(a) => return plan::main(&cli.global, a),
+        args::Command::Down(a) => return down::main(&cli.global, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Invalid(diags)) => {
+        Err(failure) => ExitCode::from(report(failure)),
+    }
+}
+
+/// Prints a failure to standard error and returns its exit code.
+pub(crate) fn report(failure: Failure) -> u8 {
+    match failure {
+        Failure::Invalid(diags) => {
             let _ = writeln!(std::io::stderr(), "{diags}");
-            ExitCode::from(EXIT_INVALID_STACK)
+            EXIT_INVALID_STACK
         }
-        Err(Failure::Other(e)) => {
+        Failure::Other(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e:#}");
-            ExitCode::from(EXIT_FAILURE)
+            EXIT_FAILURE
         }
     }
 }

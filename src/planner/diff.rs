@@ -44,6 +44,10 @@ pub fn changes(old: &Value, new: &Value) -> Vec<Change> {
     out
 }
 
+/// The other side of a map that appeared or went.
+static EMPTY: std::sync::LazyLock<serde_json::Map<String, Value>> =
+    std::sync::LazyLock::new(serde_json::Map::new);
+
 fn walk<'a>(
     path: &mut Vec<&'a str>,
     old: Option<&'a Value>,
@@ -51,15 +55,13 @@ fn walk<'a>(
     out: &mut Vec<Change>,
 ) {
     match (old, new) {
-        (Some(Value::Object(a)), Some(Value::Object(b))) => {
-            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for key in keys {
-                path.push(key);
-                walk(path, a.get(key), b.get(key), out);
-                path.pop();
-            }
+        (Some(Value::Object(a)), Some(Value::Object(b))) => walk_maps(path, a, b, out),
+        // A map that appeared or went: show its entries one by one.
+        (Some(Value::Object(a)), None | Some(Value::Null)) => {
+            walk_maps(path, a, &EMPTY, out);
+        }
+        (None | Some(Value::Null), Some(Value::Object(b))) => {
+            walk_maps(path, &EMPTY, b, out);
         }
         (Some(a), Some(b)) if a == b => {}
         (None, None) => {}
@@ -74,6 +76,22 @@ fn walk<'a>(
                 new: new.and_then(show),
             });
         }
+    }
+}
+
+fn walk_maps<'a>(
+    path: &mut Vec<&'a str>,
+    a: &'a serde_json::Map<String, Value>,
+    b: &'a serde_json::Map<String, Value>,
+    out: &mut Vec<Change>,
+) {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        path.push(key);
+        walk(path, a.get(key), b.get(key), out);
+        path.pop();
     }
 }
 
@@ -112,7 +130,7 @@ mod tests {
     #[test]
     fn nested_fields_are_named_by_path() {
         let old = json!({"image": "a", "environment": {"FOO": "1", "GONE": "x"}, "deploy": {"resources": {"limits": {"memory": 1}}}});
-        let new = json!({"image": "b", "environment": {"FOO": "2", "NEW": "y"}, "deploy": {"resources": {"limits": {"memory": 2}}}});
+        let new = json!({"image": "b", "environment": {"FOO": "2", "NEW": "y"}, "deploy": {"resources": {"limits": {"memory": 2}}}, "labels": {"a": "1"}});
         let text: Vec<String> = changes(&old, &new).iter().map(|c| c.to_string()).collect();
         assert_eq!(
             text,
@@ -122,6 +140,7 @@ mod tests {
                 "environment GONE: x → (unset)",
                 "environment NEW: (unset) → y",
                 "image: a → b",
+                "labels a: (unset) → 1",
             ]
         );
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::PlanError;
 use super::backend::{ContainerSpec, NetworkSpec, VolumeSpec};
-use super::hash::{config_hash, network_hash, volume_hash};
+use super::hash::{config_hash_with, file_digests, network_hash, volume_hash};
 use crate::spec::model::{MountType, ServiceNetwork};
 use crate::spec::{Service, Stack};
 
@@ -36,7 +36,7 @@ pub mod labels {
 
 /// What the host should hold for a stack.
 #[derive(Debug, Clone)]
-pub struct Desired {
+pub struct Desired<'a> {
     pub project: String,
     /// By key in the stack file; only those some service uses.
     pub networks: BTreeMap<String, NetworkSpec>,
@@ -44,7 +44,7 @@ pub struct Desired {
     pub volumes: BTreeMap<String, VolumeSpec>,
     /// Image references, each with the services that run it.
     pub images: BTreeMap<String, DesiredImage>,
-    pub services: BTreeMap<String, DesiredService>,
+    pub services: BTreeMap<String, DesiredService<'a>>,
 }
 
 /// An image some services run, and how to get it.
@@ -61,27 +61,27 @@ pub struct DesiredImage {
 
 /// One service: its replicas and what each of its containers looks like.
 #[derive(Debug, Clone)]
-pub struct DesiredService {
+pub struct DesiredService<'a> {
     pub name: String,
     pub replicas: u32,
     pub config_hash: String,
     pub image: String,
-    pub definition: Arc<Service>,
+    /// The normalized service, borrowed from the stack (cloned only into
+    /// the specs of containers that are created).
+    pub definition: &'a Service,
     /// Network keys in the stack file this service attaches to.
     pub network_keys: Vec<String>,
     /// Volume keys in the stack file this service mounts.
     pub volume_keys: Vec<String>,
-    /// Labels shared by every replica (the replica and revision are added per container).
-    pub labels: BTreeMap<String, String>,
     /// A service meant to run to completion: its restart policy does not
     /// bring it back (`no`, `on-failure`, or none). An exited, unchanged
     /// container of such a service is left alone.
     pub one_shot: bool,
 }
 
-impl Desired {
+impl<'a> Desired<'a> {
     /// Desired state for `stack`, with `scale` overriding replica counts.
-    pub fn new(stack: &Stack, scale: &BTreeMap<String, u32>) -> Result<Desired, PlanError> {
+    pub fn new(stack: &'a Stack, scale: &BTreeMap<String, u32>) -> Result<Desired<'a>, PlanError> {
         for name in scale.keys() {
             if !stack.services.contains_key(name) {
                 return Err(PlanError::UnknownService {
@@ -94,6 +94,7 @@ impl Desired {
         let mut services = BTreeMap::new();
         let mut images: BTreeMap<String, DesiredImage> = BTreeMap::new();
         let mut network_keys_used = BTreeSet::new();
+        let digests = file_digests(stack);
         let mut volume_keys_used = BTreeSet::new();
         for (name, service) in &stack.services {
             let replicas = scale
@@ -144,22 +145,7 @@ impl Desired {
                 .collect();
             network_keys_used.extend(network_keys.iter().cloned());
             volume_keys_used.extend(volume_keys.iter().cloned());
-            let hash = config_hash(stack, service);
-            let mut labels = BTreeMap::new();
-            labels.insert(labels::PROJECT.into(), project.clone());
-            labels.insert(labels::SERVICE.into(), name.clone());
-            labels.insert(labels::CONFIG_HASH.into(), hash.clone());
-            labels.insert(labels::IMAGE.into(), image.clone());
-            let deps: Vec<&str> = service
-                .dependencies()
-                .into_iter()
-                .map(|(d, _)| d)
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            if !deps.is_empty() {
-                labels.insert(labels::DEPENDS_ON.into(), deps.join(","));
-            }
+            let hash = config_hash_with(&digests, service);
             let restart = service
                 .restart
                 .as_deref()
@@ -179,10 +165,9 @@ impl Desired {
                     replicas,
                     config_hash: hash,
                     image,
-                    definition: Arc::new(service.clone()),
+                    definition: service,
                     network_keys,
                     volume_keys,
-                    labels,
                     one_shot: !matches!(restart, "always" | "unless-stopped"),
                 },
             );
@@ -241,14 +226,30 @@ impl Desired {
     /// The container for replica `n` of `service`.
     pub fn container(
         &self,
-        service: &DesiredService,
+        service: &DesiredService<'_>,
         replica: u32,
         revision: u64,
         image_digest: Option<String>,
     ) -> ContainerSpec {
-        let mut labels = service.labels.clone();
-        labels.insert(labels::REPLICA.into(), replica.to_string());
-        labels.insert(labels::REVISION.into(), revision.to_string());
+        // Built here, not per service up front: most plans create few containers.
+        let mut labels = BTreeMap::from([
+            (labels::PROJECT.to_string(), self.project.clone()),
+            (labels::SERVICE.to_string(), service.name.clone()),
+            (labels::REPLICA.to_string(), replica.to_string()),
+            (labels::CONFIG_HASH.to_string(), service.config_hash.clone()),
+            (labels::REVISION.to_string(), revision.to_string()),
+            (labels::IMAGE.to_string(), service.image.clone()),
+        ]);
+        let deps: BTreeSet<&str> = service
+            .definition
+            .dependencies()
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        if !deps.is_empty() {
+            let deps: Vec<&str> = deps.into_iter().collect();
+            labels.insert(labels::DEPENDS_ON.into(), deps.join(","));
+        }
         let networks: BTreeMap<String, ServiceNetwork> = service
             .network_keys
             .iter()
@@ -272,7 +273,7 @@ impl Desired {
             image_digest,
             config_hash: service.config_hash.clone(),
             labels,
-            definition: service.definition.clone(),
+            definition: Arc::new(service.definition.clone()),
             networks,
             volumes,
             stop_timeout: service.definition.stop_grace_period.map(|d| d.0),
@@ -280,7 +281,7 @@ impl Desired {
     }
 
     /// `<project>-<service>-<n>`, or the service's `container_name`.
-    pub fn container_name(&self, service: &DesiredService, replica: u32) -> String {
+    pub fn container_name(&self, service: &DesiredService<'_>, replica: u32) -> String {
         match &service.definition.container_name {
             Some(name) => name.clone(),
             None => container_name(&self.project, &service.name, replica),

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::spec::model::{FileObject, FileRef, Network, Volume};
+use crate::spec::model::{Deploy, FileObject, FileRef, Network, Volume};
 use crate::spec::{Service, Stack};
 
 /// The top-level key under which a revision document keeps the content
@@ -25,16 +25,56 @@ pub const DIGESTS_KEY: &str = "x-stack-digests";
 
 /// `sha256:<hex>` of the service's container configuration.
 pub fn config_hash(stack: &Stack, service: &Service) -> String {
-    digest(&hash_input(stack, service))
+    config_hash_with(&file_digests(stack), service)
+}
+
+/// [`config_hash`] with the stack's file digests ([`file_digests`]) computed
+/// once, for hashing many services.
+///
+/// It hashes the same content as [`hash_input`], but serializes the
+/// stripped service straight into the hash instead of building a JSON
+/// value first: planning hashes every service, so this is the floor of a
+/// plan's cost. The bytes are deterministic because the service's fields
+/// serialize in declaration order and all its maps are sorted.
+pub fn config_hash_with(digests: &Value, service: &Service) -> String {
+    let mut s = service.clone();
+    s.depends_on.clear();
+    s.scale = None;
+    s.profiles.clear();
+    s.extra.retain(|k, _| !k.starts_with("x-"));
+    if let Some(deploy) = &mut s.deploy {
+        deploy.replicas = None;
+        deploy.extra.remove("update_config");
+        deploy.extra.remove("rollback_config");
+        if *deploy == Deploy::default() {
+            s.deploy = None;
+        }
+    }
+    let mut out = HashWriter(Sha256::new());
+    // Writing into a hasher cannot fail; neither can serializing a service
+    // (string keys, plain values).
+    let _ = serde_json::to_writer(&mut out, &s);
+    for (refs, kind) in [(&s.secrets, "secrets"), (&s.configs, "configs")] {
+        out.0.update(b"|");
+        for r in refs {
+            let d = digests[kind].get(&r.source).unwrap_or(&Value::Null);
+            let _ = serde_json::to_writer(&mut out, &(&r.source, d));
+        }
+    }
+    format!("sha256:{:x}", out.0.finalize())
 }
 
 /// What [`config_hash`] hashes: the service as JSON without the keys that
 /// do not shape the container, plus the digests of its secrets and configs.
 /// The planner diffs two of these to explain a change field by field.
 pub fn hash_input(stack: &Stack, service: &Service) -> Value {
+    hash_input_with(&file_digests(stack), service)
+}
+
+fn hash_input_with(digests: &Value, service: &Service) -> Value {
+    // A service has string keys and plain values only: this cannot fail.
     let mut value = serde_json::to_value(service).unwrap_or(Value::Null);
-    let digests = file_digests(stack);
-    with_digests(&mut value, service, &digests);
+    with_digests(&mut value, service, digests);
     value
 }
 
@@ -70,7 +110,7 @@ pub fn hash_input_of_json(mut service: Value, revision_digests: &Value) -> Value
 }
 
 /// Content digests of the stack's secrets and configs, by kind and name.
-fn file_digests(stack: &Stack) -> Value {
+pub fn file_digests(stack: &Stack) -> Value {
     let table = |defs: &BTreeMap<String, FileObject>| -> Value {
         defs.iter()
             .map(|(name, d)| {
@@ -145,39 +185,59 @@ pub fn revision_document(stack: &Stack) -> Value {
 
 /// `sha256:<hex>` of any JSON value, keys sorted.
 pub fn digest(value: &Value) -> String {
-    let mut text = String::new();
-    canonical(value, &mut text);
-    format!("sha256:{:x}", Sha256::digest(text.as_bytes()))
+    let mut hasher = HashWriter(Sha256::new());
+    canonical(value, &mut hasher);
+    format!("sha256:{:x}", hasher.0.finalize())
+}
+
+/// Feeds canonical JSON straight into the hash, without building the text.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// JSON with object keys sorted at every level, whatever the map type.
-fn canonical(value: &Value, out: &mut String) {
+fn canonical(value: &Value, out: &mut HashWriter) {
+    // Writing into a hasher cannot fail, and serde_json cannot fail on a
+    // string or a number: the results are ignored for that reason.
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
+            // Already sorted unless serde_json keeps insertion order.
+            if !keys.is_sorted() {
+                keys.sort();
+            }
+            out.0.update(b"{");
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.0.update(b",");
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.0.update(b":");
                 canonical(&map[k], out);
             }
-            out.push('}');
+            out.0.update(b"}");
         }
         Value::Array(items) => {
-            out.push('[');
+            out.0.update(b"[");
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.0.update(b",");
                 }
                 canonical(v, out);
             }
-            out.push(']');
+            out.0.update(b"]");
         }
-        other => out.push_str(&other.to_string()),
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
     }
 }
 
@@ -207,6 +267,38 @@ mod tests {
         );
         assert_eq!(a, b);
         assert!(a.starts_with("sha256:"));
+    }
+
+    #[test]
+    fn replicas_alone_do_not_count_but_other_deploy_keys_do() {
+        let base = hash_of("services:\n  web: {image: x}\n", "web");
+        let replicas = hash_of(
+            "services:\n  web: {image: x, deploy: {replicas: 3, update_config: {parallelism: 2}}}\n",
+            "web",
+        );
+        assert_eq!(base, replicas);
+        let limits = hash_of(
+            "services:\n  web: {image: x, deploy: {resources: {limits: {memory: 1g}}}}\n",
+            "web",
+        );
+        assert_ne!(base, limits);
+    }
+
+    #[test]
+    fn secret_content_counts() {
+        let dir = std::env::temp_dir().join(format!("stack-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.txt");
+        let yaml = format!(
+            "services:\n  web: {{image: x, secrets: [s]}}\nsecrets:\n  s: {{file: {}}}\n",
+            path.display()
+        );
+        std::fs::write(&path, "one").unwrap();
+        let a = hash_of(&yaml, "web");
+        std::fs::write(&path, "two").unwrap();
+        let b = hash_of(&yaml, "web");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_ne!(a, b);
     }
 
     #[test]

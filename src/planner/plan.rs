@@ -318,12 +318,15 @@ struct Planner<'a> {
     observed: &'a Observed,
     opts: &'a UpOptions,
     graph: &'a Graph,
-    desired: &'a Desired,
+    desired: &'a Desired<'a>,
     named: BTreeSet<String>,
     selected: BTreeSet<String>,
     ops: Vec<Op>,
     warnings: Vec<String>,
     specs: Specs,
+    /// Observed containers by service, replicas in order (built once: a
+    /// scan per service would make planning quadratic).
+    by_service: BTreeMap<&'a str, Vec<&'a ObservedContainer>>,
 }
 
 impl<'a> Planner<'a> {
@@ -332,14 +335,14 @@ impl<'a> Planner<'a> {
         observed: &'a Observed,
         opts: &'a UpOptions,
         graph: &'a Graph,
-        desired: &'a Desired,
+        desired: &'a Desired<'a>,
     ) -> Planner<'a> {
         let named: BTreeSet<String> = if opts.services.is_empty() {
             stack.services.keys().cloned().collect()
         } else {
             opts.services.iter().cloned().collect()
         };
-        let selected = if opts.no_deps {
+        let selected = if opts.no_deps || opts.services.is_empty() {
             named.clone()
         } else {
             graph.with_dependencies(&named)
@@ -355,6 +358,16 @@ impl<'a> Planner<'a> {
             ops: Vec::new(),
             warnings: Vec::new(),
             specs: Specs::default(),
+            by_service: {
+                let mut map: BTreeMap<&str, Vec<&ObservedContainer>> = BTreeMap::new();
+                for c in observed.containers.values().filter(|c| !c.record.one_off) {
+                    map.entry(c.service()).or_default().push(c);
+                }
+                for list in map.values_mut() {
+                    list.sort_by_key(|c| c.record.replica);
+                }
+                map
+            },
         }
     }
 
@@ -381,15 +394,9 @@ impl<'a> Planner<'a> {
         id
     }
 
+    /// The service's existing containers (not one-offs), by replica number.
     fn containers_of(&self, service: &str) -> Vec<&'a ObservedContainer> {
-        let mut out: Vec<&ObservedContainer> = self
-            .observed
-            .containers
-            .values()
-            .filter(|c| c.service() == service && !c.record.one_off)
-            .collect();
-        out.sort_by_key(|c| c.record.replica);
-        out
+        self.by_service.get(service).cloned().unwrap_or_default()
     }
 
     fn run(mut self) -> Result<Plan, PlanError> {
@@ -935,7 +942,7 @@ impl<'a> Planner<'a> {
         out
     }
 
-    fn note_stop_timeout(&mut self, ds: &DesiredService, name: &str) {
+    fn note_stop_timeout(&mut self, ds: &DesiredService<'_>, name: &str) {
         if let Some(d) = ds.definition.stop_grace_period {
             self.specs.stop_timeouts.insert(name.to_string(), d.0);
         }
@@ -1129,7 +1136,7 @@ impl<'a> Planner<'a> {
     /// Why `c` no longer matches the file (`None`: it does).
     fn divergence(
         &self,
-        ds: &DesiredService,
+        ds: &DesiredService<'_>,
         c: &ObservedContainer,
         digest: Option<&str>,
     ) -> Option<(String, Vec<Change>)> {

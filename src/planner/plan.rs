@@ -728,6 +728,7 @@ impl<'a> Planner<'a> {
                 continue;
             };
             for (name, reason) in removals.remove(service).unwrap_or_default() {
+                // Removals are chosen among the observed containers: the key exists.
                 let c = &observed.containers[&name];
                 self.push(Action::Remove, container_target(&c.record), reason, []);
                 self.note_stop_timeout(ds, &name);

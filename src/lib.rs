@@ -8,3 +8,4 @@ pub mod cli;
 pub mod planner;
 pub mod spec;
 pub mod state;
+pub mod volumes;

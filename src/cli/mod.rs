@@ -10,6 +10,7 @@ mod down;
 mod generate;
 mod plan;
 pub mod render;
+mod volume;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -42,6 +43,7 @@ pub fn main() -> ExitCode {
     };
     let result = match &cli.command {
         args::Command::Config(a) => config::run(&cli.global, a),
+        args::Command::Volume(v) => volume::run(&cli.global, v),
         args::Command::Completion { shell } => generate::completion(*shell),
         args::Command::Man => generate::man(),
         args::Command::Plan(a) => return plan::main(&cli.global, a),

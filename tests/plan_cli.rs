@@ -278,3 +278,27 @@ fn sample() {
         stdout(&stack(dir.path(), &["down", "--dry-run", "-v"]))
     );
 }
+
+#[test]
+fn named_volumes_are_observed_in_the_volume_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml =
+        "name: demo\nservices:\n  db: {image: redis, volumes: [data:/d]}\nvolumes:\n  data: {}\n";
+    std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
+    let text = stdout(&stack(dir.path(), &["plan"]));
+    assert!(text.contains("+ create volume demo_data"), "{text}");
+    // The volume exists (created by hand): it is used, with a warning.
+    let store = stack::volumes::VolumeStore::new(&dir.path().join("root"));
+    store
+        .create(&stack::volumes::VolumeSpec {
+            name: "demo_data".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let text = stdout(&stack(dir.path(), &["plan"]));
+    assert!(!text.contains("create volume"), "{text}");
+    assert!(
+        text.contains("warning: volume `demo_data` already exists"),
+        "{text}"
+    );
+}

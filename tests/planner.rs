@@ -1088,3 +1088,23 @@ async fn a_record_that_cannot_be_saved_fails_the_run() {
     // Nothing was created after the first unsaved change.
     assert!(sb.host.world().containers.is_empty());
 }
+
+#[tokio::test]
+async fn a_volume_stack_did_not_create_is_used_with_a_warning() {
+    let mut sb = sandbox();
+    sb.host.edit(|w| {
+        w.volumes.insert("p_data".into(), Default::default());
+    });
+    let (plan, _) = sb.up(&load(VOL), &up()).await.unwrap();
+    assert!(
+        !ops(&plan).iter().any(|o| o.contains("volume")),
+        "{:?}",
+        ops(&plan)
+    );
+    assert!(
+        plan.warnings[0].contains("volume `p_data` already exists"),
+        "{:?}",
+        plan.warnings
+    );
+    assert!(sb.host.world().containers.contains_key("p-a-1"));
+}

@@ -7,14 +7,15 @@
 //! the plan for machines; `--detailed-exitcode` exits 0 when nothing would
 //! change, 2 when something would, and 1 on any error.
 //!
-//! **The state-record bridge.** Until stack's runtime, network and volume
-//! code exists (later issues), nothing can report what is live, so the
-//! host that `plan` observes, [`RecordedHost`], answers from the state
-//! record: every recorded container counts as running, every recorded
-//! network and volume as present, external ones as present, and an image
-//! as in the local store when a recorded container was created from it.
-//! Its acting methods refuse. When the Linux implementations land, `plan`
-//! observes through them instead and this bridge goes.
+//! **The state-record bridge.** Until stack's runtime and network code
+//! can report what is live (later issues), the host that `plan` observes,
+//! [`RecordedHost`], answers from the state record: every recorded
+//! container counts as running, every recorded network as present,
+//! external networks and volumes as present, and an image as in the local
+//! store when a recorded container was created from it. Named volumes are
+//! the exception: they are observed for real, in the volume store under
+//! the state root. Its acting methods refuse. When the Linux
+//! implementations land, `plan` observes through them and this bridge goes.
 //!
 //! Field-level diffs need the revision a container was created at, which
 //! only the project's lock can read today; `plan` takes the lock for that
@@ -22,6 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -40,6 +42,7 @@ use crate::planner::{Observed, observe};
 use crate::spec::model::ServiceNetwork;
 use crate::spec::{self, Stack};
 use crate::state::{ProjectRecord, Store};
+use crate::volumes::VolumeStore;
 
 /// Exit code for "something would change" under `--detailed-exitcode`.
 pub const EXIT_CHANGES: u8 = 2;
@@ -96,7 +99,7 @@ pub fn observe_project(
         Some(record) => history(store, record),
         None => BTreeMap::new(),
     };
-    let host = RecordedHost::new(record.clone().unwrap_or_default(), stack);
+    let host = RecordedHost::new(record.clone().unwrap_or_default(), stack, store.root());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -217,12 +220,13 @@ pub fn render(plan: &Plan, format: PlanFormat, observed: &Observed, command: &st
 /// The host as the state record describes it: see the module doc.
 pub struct RecordedHost {
     record: ProjectRecord,
+    volumes: VolumeStore,
     external_networks: BTreeSet<String>,
     external_volumes: BTreeSet<String>,
 }
 
 impl RecordedHost {
-    pub fn new(record: ProjectRecord, stack: Option<&Stack>) -> RecordedHost {
+    pub fn new(record: ProjectRecord, stack: Option<&Stack>, root: &Path) -> RecordedHost {
         let (mut external_networks, mut external_volumes) = (BTreeSet::new(), BTreeSet::new());
         if let Some(stack) = stack {
             external_networks = stack
@@ -240,6 +244,7 @@ impl RecordedHost {
         }
         RecordedHost {
             record,
+            volumes: VolumeStore::new(root),
             external_networks,
             external_volumes,
         }
@@ -318,15 +323,13 @@ impl Volumes for RecordedHost {
                 labels: BTreeMap::new(),
             }));
         }
-        Ok(self
-            .record
-            .volumes
-            .values()
-            .find(|v| v.name == name)
-            .map(|v| LiveObject {
-                name: v.name.clone(),
-                labels: v.labels.clone(),
-            }))
+        match self.volumes.get(name) {
+            Ok(found) => Ok(found.map(|v| LiveObject {
+                name: v.name,
+                labels: v.labels,
+            })),
+            Err(e) => Err(BackendError::failed(e.to_string())),
+        }
     }
 
     async fn create_volume(&self, _: &VolumeSpec) -> Result<(), BackendError> {

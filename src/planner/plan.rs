@@ -690,11 +690,11 @@ impl<'a> Planner<'a> {
                     self.specs.volumes.insert(key.clone(), spec);
                 }
                 Some(found) if !found.owned => {
-                    return Err(PlanError::NotOwned {
-                        kind: "volume",
-                        name: spec.name.clone(),
-                        project: observed.project.clone(),
-                    });
+                    // Data the user already has: use it, as docker compose does, but say so.
+                    self.warnings.push(format!(
+                        "volume `{}` already exists and was not created by stack for this project; it is used as it is (declare it `external: true` to make that explicit)",
+                        spec.name
+                    ));
                 }
                 Some(found) if found.config_hash != spec.config_hash => {
                     let old = self.previous(observed.revision, "volumes", key);

@@ -264,22 +264,6 @@ fn down_without_dry_run_says_it_needs_the_runtime() {
 }
 
 #[test]
-#[ignore = "prints a sample for eyeballing"]
-fn sample() {
-    let dir = tempfile::tempdir().unwrap();
-    applied(dir.path(), STACK);
-    let changed = STACK
-        .replace("FOO: '1'", "FOO: '2'")
-        .replace("image: redis", "image: redis\n    environment: {A: b}");
-    std::fs::write(dir.path().join("compose.yaml"), changed).unwrap();
-    println!("{}", stdout(&stack(dir.path(), &["plan"])));
-    println!(
-        "{}",
-        stdout(&stack(dir.path(), &["down", "--dry-run", "-v"]))
-    );
-}
-
-#[test]
 fn named_volumes_are_observed_in_the_volume_store() {
     let dir = tempfile::tempdir().unwrap();
     let yaml =

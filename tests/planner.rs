@@ -1108,3 +1108,19 @@ async fn a_volume_stack_did_not_create_is_used_with_a_warning() {
     );
     assert!(sb.host.world().containers.contains_key("p-a-1"));
 }
+
+#[tokio::test]
+async fn the_record_is_saved_in_batches_and_exact_at_the_end() {
+    let mut yaml = String::from("services:\n");
+    for i in 0..10 {
+        yaml.push_str(&format!("  s{i}: {{image: busybox}}\n"));
+    }
+    let mut sb = sandbox();
+    sb.up(&load(&yaml), &up()).await.unwrap();
+    // 11 changes (a network, 10 containers); the fake clock stands still,
+    // so only the first change and the end are saved.
+    assert_eq!(sb.recorder.saves(), 2);
+    assert_eq!(sb.recorder.last().unwrap(), sb.record);
+    assert_eq!(sb.record.containers.len(), 10);
+    assert_record_matches_host(&sb);
+}

@@ -10,10 +10,14 @@
 //!
 //! Failure: on the first failed operation no new operation starts; the
 //! ones already running finish, and the error says which operation failed,
-//! why, and what was done. The state record is saved after every change on
-//! the host (an object created is recorded before anything else happens,
-//! one removed is forgotten right after), so whatever the outcome, the
-//! record lists exactly what exists, and running again picks up from there.
+//! why, and what was done. Every change on the host is applied to the
+//! state record as it happens; the record is saved at least every
+//! `save_interval` while work goes on and always when the run ends, so
+//! whatever the outcome, the saved record lists exactly what exists, and
+//! running again picks up from there. (Were the process killed between two
+//! saves, `observe` repairs the difference: live containers missing from
+//! the record are adopted through their labels, entries for objects that
+//! are gone are dropped.)
 //!
 //! All operations run as futures on the calling task, polled together
 //! (a small hand-rolled "unordered set" over `poll_fn`), so the executor
@@ -41,6 +45,9 @@ pub struct ExecOptions {
     pub wait_timeout: Duration,
     /// How often a `wait` asks for the dependency's status.
     pub poll_interval: Duration,
+    /// Changes to the record are saved at most this often while operations
+    /// run (and always when the run ends, whatever its outcome).
+    pub save_interval: Duration,
 }
 
 impl Default for ExecOptions {
@@ -49,6 +56,7 @@ impl Default for ExecOptions {
             parallelism: 8,
             wait_timeout: Duration::from_secs(300),
             poll_interval: Duration::from_millis(250),
+            save_interval: Duration::from_millis(100),
         }
     }
 }
@@ -128,13 +136,21 @@ impl ExecError {
     }
 }
 
+/// The record and whether it holds changes not saved yet.
+struct Recording {
+    record: ProjectRecord,
+    dirty: bool,
+    /// When it was last saved (clock time); `None`: not yet in this run.
+    saved_at: Option<Duration>,
+}
+
 /// Shared by the operations of one run.
 struct Ctx<'a, H> {
     plan: &'a Plan,
     host: &'a H,
     recorder: &'a dyn Recorder,
     opts: ExecOptions,
-    record: Mutex<ProjectRecord>,
+    record: Mutex<Recording>,
     /// Digests of the images pulled in this run, by reference.
     pulled: Mutex<BTreeMap<String, String>>,
 }
@@ -160,7 +176,11 @@ pub async fn execute<H: Host>(
         host,
         recorder,
         opts,
-        record: Mutex::new(record),
+        record: Mutex::new(Recording {
+            record,
+            dirty: false,
+            saved_at: None,
+        }),
         pulled: Mutex::new(BTreeMap::new()),
     };
     let total = plan.ops.len();
@@ -277,10 +297,15 @@ pub async fn execute<H: Host>(
     }
     if let Some((id, cause)) = failure {
         let op = &plan.ops[id];
+        let cause = match ctx.flush(true) {
+            Ok(()) => cause,
+            Err(e) => format!("{cause} (and then {e})"),
+        };
         return Err(fail(describe(op), cause, done, &ctx));
     }
     let revision = plan.revision;
     ctx.update(|r| r.revision = r.revision.max(revision))
+        .and_then(|()| ctx.flush(true))
         .map_err(|cause| fail("recording the revision".into(), cause, done.clone(), &ctx))?;
     Ok(Outcome {
         record: ctx.snapshot(),
@@ -295,26 +320,50 @@ pub fn describe(op: &Op) -> String {
 }
 
 impl<H: Host> Ctx<'_, H> {
-    fn snapshot(&self) -> ProjectRecord {
-        self.record
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Changes the record and saves it, as one step.
-    fn update(&self, change: impl FnOnce(&mut ProjectRecord)) -> Result<(), String> {
+    fn recording(&self) -> std::sync::MutexGuard<'_, Recording> {
         // A panic elsewhere cannot leave the record half-changed: every
         // change is a plain map insert or remove, so a poisoned lock's data
         // is still consistent.
-        let mut record = self
-            .record
+        self.record
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        change(&mut record);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn snapshot(&self) -> ProjectRecord {
+        self.recording().record.clone()
+    }
+
+    /// Changes the record, and saves it when the last save is old enough.
+    ///
+    /// Saving after every single change would rewrite the whole record
+    /// once per container (quadratic for large stacks). Deferring is safe:
+    /// a crash before the save leaves a live object missing from the record
+    /// (adopted through its labels by the next `observe`) or a record entry
+    /// for a removed one (dropped as stale), and every run ends with a save.
+    fn update(&self, change: impl FnOnce(&mut ProjectRecord)) -> Result<(), String> {
+        change(&mut self.recording().record);
+        self.recording().dirty = true;
+        self.flush(false)
+    }
+
+    /// Saves the record if it changed: now (`force`), or if the last save
+    /// is older than the save interval.
+    fn flush(&self, force: bool) -> Result<(), String> {
+        let now = self.host.now();
+        let mut r = self.recording();
+        let due = match r.saved_at {
+            None => true,
+            Some(at) => now.saturating_sub(at) >= self.opts.save_interval,
+        };
+        if !r.dirty || !(force || due) {
+            return Ok(());
+        }
         self.recorder
-            .save(&record)
-            .map_err(|e| format!("could not save the state record: {e}"))
+            .save(&r.record)
+            .map_err(|e| format!("could not save the state record: {e}"))?;
+        r.dirty = false;
+        r.saved_at = Some(now);
+        Ok(())
     }
 
     fn stop_timeout(&self, name: &str) -> Option<Duration> {

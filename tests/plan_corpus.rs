@@ -55,10 +55,8 @@ fn every_corpus_stack_plans_runs_converges_and_comes_down() {
                     let image = s.image.clone().unwrap_or(format!("{}-{name}", stack.name));
                     w.images.insert(image, "sha256:built".into());
                 }
-                if s.pull_policy.as_deref() == Some("never") {
-                    if let Some(image) = &s.image {
-                        w.images.insert(image.clone(), "sha256:local".into());
-                    }
+                if let (Some("never"), Some(image)) = (s.pull_policy.as_deref(), &s.image) {
+                    w.images.insert(image.clone(), "sha256:local".into());
                 }
             }
             for n in stack.networks.values().filter(|n| n.external) {

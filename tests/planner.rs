@@ -441,9 +441,9 @@ async fn diverged_network_is_recreated_and_its_containers_reattached() {
         ops(&plan),
         [
             "stop container p-a-1",
-            "disconnect container p-a-1 to network p_front",
+            "disconnect container p-a-1 from network p_front",
             "stop container p-b-1",
-            "disconnect container p-b-1 to network p_front",
+            "disconnect container p-b-1 from network p_front",
             "recreate network p_front",
             "connect container p-a-1 to network p_front",
             "start container p-a-1",

@@ -170,7 +170,7 @@ pub fn render(plan: &Plan, format: PlanFormat, observed: &Observed, command: &st
             .ops
             .iter()
             .map(|op| {
-                let mut t = format!("{} {}", op.action, op.target);
+                let mut t = op.text();
                 if let Some(w) = op.wait {
                     let _ = write!(t, " until {}", w.until);
                 }

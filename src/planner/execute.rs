@@ -316,7 +316,7 @@ pub async fn execute<H: Host>(
 
 /// "recreate container app-web-1", for messages.
 pub fn describe(op: &Op) -> String {
-    format!("{} {}", op.action, op.target)
+    op.text()
 }
 
 impl<H: Host> Ctx<'_, H> {

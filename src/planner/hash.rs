@@ -8,8 +8,14 @@
 //! digests of the secrets and configs it uses. Out: `depends_on`, the number
 //! of replicas (`scale`, `deploy.replicas`), `profiles`, update and rollback
 //! policies, and `x-` extensions, which change how stack manages the
-//! containers but not what runs in them. Key order cannot matter: the
-//! service is hashed as canonical JSON with sorted keys.
+//! containers but not what runs in them. Key order cannot matter: every
+//! map in the model is sorted, and JSON values are hashed with sorted keys.
+//!
+//! The image is hashed by its reference; its digest is compared on its
+//! own by the planner (`stack config --hash` cannot know digests, and must
+//! print the same hash). Networks and volumes have hashes of their own
+//! definitions, and [`revision_document`] is the form in which an applied
+//! stack is kept, so that a later plan can explain a change field by field.
 
 use std::collections::BTreeMap;
 

@@ -125,7 +125,7 @@ impl fmt::Display for Target {
             Target::Volume { name, .. } => write!(f, "volume {name}"),
             Target::Container { name, .. } => write!(f, "container {name}"),
             Target::Attachment { network, container } => {
-                write!(f, "container {container} to network {network}")
+                write!(f, "container {container} on network {network}")
             }
         }
     }
@@ -171,6 +171,22 @@ pub struct Op {
     pub after: Vec<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait: Option<WaitFor>,
+}
+
+impl Op {
+    /// What it does, in words: "recreate container p-web-1",
+    /// "disconnect container p-a-1 from network p_front".
+    pub fn text(&self) -> String {
+        match (self.action, &self.target) {
+            (Action::Connect, Target::Attachment { network, container }) => {
+                format!("connect container {container} to network {network}")
+            }
+            (Action::Disconnect, Target::Attachment { network, container }) => {
+                format!("disconnect container {container} from network {network}")
+            }
+            (action, target) => format!("{action} {target}"),
+        }
+    }
 }
 
 /// Operation counts, for the summary line.

@@ -1124,3 +1124,30 @@ async fn the_record_is_saved_in_batches_and_exact_at_the_end() {
     assert_eq!(sb.record.containers.len(), 10);
     assert_record_matches_host(&sb);
 }
+
+#[tokio::test]
+async fn scaling_down_while_its_network_is_recreated_detaches_first() {
+    let yaml =
+        "services:\n  w: {image: busybox, scale: 2}\nnetworks:\n  default: {labels: {v: '1'}}\n";
+    let mut sb = sandbox();
+    sb.up(&load(yaml), &up()).await.unwrap();
+    let changed = yaml
+        .replace("scale: 2", "scale: 1")
+        .replace("v: '1'", "v: '2'");
+    let (plan, _) = sb.up(&load(&changed), &up()).await.unwrap();
+    assert_runnable(&plan);
+    let remove = plan
+        .ops
+        .iter()
+        .find(|o| o.action == Action::Remove)
+        .unwrap();
+    let disconnect = plan
+        .ops
+        .iter()
+        .find(|o| describe(o) == "disconnect container p-w-2 from network p_default")
+        .unwrap();
+    assert!(remove.after.contains(&disconnect.id));
+    let names: Vec<String> = sb.host.world().containers.into_keys().collect();
+    assert_eq!(names, ["p-w-1"]);
+    assert_record_matches_host(&sb);
+}

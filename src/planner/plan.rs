@@ -503,6 +503,8 @@ impl<'a> Planner<'a> {
         let mut network_ops: BTreeMap<String, usize> = BTreeMap::new();
         let mut detach: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut detached: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Stop and disconnect operations by container.
+        let mut detach_of: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut diverged_networks: Vec<(String, Vec<Change>)> = Vec::new();
         for key in &used_networks {
             let Some(spec) = self.desired.networks.get(key) else {
@@ -564,6 +566,10 @@ impl<'a> Planner<'a> {
                             stop,
                         );
                         ids.push(d);
+                        detach_of
+                            .entry(c.name().to_string())
+                            .or_default()
+                            .extend(ids.iter().copied());
                         detach.entry(key.clone()).or_default().extend(ids);
                         detached
                             .entry(c.name().to_string())
@@ -746,7 +752,9 @@ impl<'a> Planner<'a> {
             for (name, reason) in removals.remove(service).unwrap_or_default() {
                 // Removals are chosen among the observed containers: the key exists.
                 let c = &observed.containers[&name];
-                self.push(Action::Remove, container_target(&c.record), reason, []);
+                // A container leaving a recreated network is detached first.
+                let after = detach_of.get(&name).cloned().unwrap_or_default();
+                self.push(Action::Remove, container_target(&c.record), reason, after);
                 self.note_stop_timeout(ds, &name);
             }
             let list = slots.remove(service).unwrap_or_default();

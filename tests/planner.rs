@@ -1151,3 +1151,23 @@ async fn scaling_down_while_its_network_is_recreated_detaches_first() {
     assert_eq!(names, ["p-w-1"]);
     assert_record_matches_host(&sb);
 }
+
+#[tokio::test]
+async fn revisions_go_on_after_the_record_is_forgotten() {
+    let mut sb = sandbox();
+    sb.up(&load(ONE), &up()).await.unwrap();
+    sb.up(&load(TWO), &up()).await.unwrap();
+    let down = sb
+        .plan_down(None, "p", &DownOptions::default())
+        .await
+        .unwrap();
+    sb.run(&down).await.unwrap();
+    // `down` forgets the record; the revision history stays.
+    sb.record = Default::default();
+    let (plan, _) = sb.up(&load(ONE), &up()).await.unwrap();
+    assert_eq!(plan.revision, 3);
+    assert_eq!(
+        sb.host.world().containers["p-a-1"].labels["stack.revision"],
+        "3"
+    );
+}

@@ -122,6 +122,15 @@ fn history(store: &Store, record: &ProjectRecord) -> BTreeMap<u64, Value> {
     let Ok(lock) = store.lock(&record.project) else {
         return out;
     };
+    // The latest revision too: the plan applies the one after it.
+    if let Some(&latest) = lock
+        .revisions()
+        .ok()
+        .and_then(|r| r.last().copied())
+        .as_ref()
+    {
+        wanted.insert(latest);
+    }
     for n in wanted {
         if let Ok(Some(r)) = lock.revision(n) {
             out.insert(n, r.stack);

@@ -30,6 +30,12 @@ pub struct Observed {
     pub project: String,
     /// The last applied revision (0: none).
     pub revision: u64,
+    /// The highest revision in the history given to [`observe`] (at least
+    /// `revision`). A plan applies `latest_revision + 1`, the number the
+    /// state store's `push_revision` gives next, provided the history
+    /// includes the store's latest revision (after `down`, the record
+    /// starts again but the history goes on).
+    pub latest_revision: u64,
     /// Applied stacks by revision (revision documents, see
     /// [`super::hash::revision_document`]): the "old" side of field-level
     /// diffs. May be partial or empty; diffs then fall back to the hash.
@@ -100,6 +106,12 @@ pub async fn observe<H: Host>(
     let mut observed = Observed {
         project: project.to_string(),
         revision: record.revision,
+        latest_revision: history
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+            .max(record.revision),
         history,
         ..Observed::default()
     };

@@ -744,7 +744,7 @@ impl<'a> Planner<'a> {
         let mut create_ops: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut wait_ops: BTreeMap<(String, Until), usize> = BTreeMap::new();
         let mut container_start: BTreeMap<String, usize> = BTreeMap::new();
-        let revision = observed.revision + 1;
+        let revision = observed.latest_revision + 1;
         for service in &order {
             let Some(ds) = self.desired.services.get(service) else {
                 continue;

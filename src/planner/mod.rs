@@ -6,7 +6,9 @@
 //! [`backend`]), derive [`Desired`] state from the stack, [`plan_up`] (or
 //! [`plan_down`]) the operations between them, each with its reason and
 //! the operations it waits for, and [`execute`] them, in parallel where the
-//! waits allow. `stack plan` stops before the executor and prints. The
+//! waits allow. [`apply::up`] and [`apply::down`] run the whole pipeline
+//! under the project's lock and keep the revision history; `stack plan`
+//! stops before the executor and prints. The
 //! planner is pure: only the executor acts, and only through the traits,
 //! so all of it runs in tests against [`fake::FakeHost`] without root.
 //!
@@ -14,6 +16,7 @@
 //! container is recreated exactly when its hash (or its image digest)
 //! changed, and `stack config --hash` prints the same hash.
 
+pub mod apply;
 pub mod backend;
 pub mod desired;
 pub mod diff;

@@ -1171,3 +1171,31 @@ async fn revisions_go_on_after_the_record_is_forgotten() {
         "3"
     );
 }
+
+#[tokio::test]
+async fn a_dependency_scaled_to_zero_is_not_waited_for() {
+    let yaml = "
+services:
+  db: {image: redis, scale: 0, healthcheck: {test: [CMD, 'true']}}
+  web:
+    image: busybox
+    depends_on:
+      db: {condition: service_healthy}
+";
+    let mut sb = sandbox();
+    let (plan, _) = sb.up(&load(yaml), &up()).await.unwrap();
+    assert!(
+        !plan.ops.iter().any(|o| o.action == Action::Wait),
+        "{:?}",
+        ops(&plan)
+    );
+    assert!(
+        !ops(&plan).iter().any(|o| o.contains("p-db-1")),
+        "{:?}",
+        ops(&plan)
+    );
+    assert_eq!(
+        sb.host.world().containers["p-web-1"].status,
+        Status::Running
+    );
+}

@@ -7,6 +7,8 @@
 pub mod args;
 mod config;
 mod generate;
+mod image;
+mod pull;
 pub mod render;
 
 use std::io::Write;
@@ -38,6 +40,8 @@ pub fn main() -> ExitCode {
         args::Command::Config(a) => config::run(&cli.global, a),
         args::Command::Completion { shell } => generate::completion(*shell),
         args::Command::Man => generate::man(),
+        args::Command::Pull(a) => pull::run(&cli.global, a),
+        args::Command::Image { command } => image::run(&cli.global, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +70,12 @@ impl From<anyhow::Error> for Failure {
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Failure {
+        Failure::Other(e.into())
+    }
+}
+
+impl From<crate::runtime::image::ImageError> for Failure {
+    fn from(e: crate::runtime::image::ImageError) -> Failure {
         Failure::Other(e.into())
     }
 }

@@ -269,6 +269,10 @@ impl RawTar {
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
+        if matches!(kind, tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo) {
+            header.set_device_major(if kind == tar::EntryType::Fifo { 0 } else { 1 }).unwrap();
+            header.set_device_minor(if kind == tar::EntryType::Fifo { 0 } else { 3 }).unwrap();
+        }
         header.set_cksum();
         self.0.extend_from_slice(header.as_bytes());
         self.0.extend_from_slice(data);

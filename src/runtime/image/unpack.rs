@@ -231,10 +231,11 @@ fn join(parts: &[&OsStr]) -> PathBuf {
 
 /// Resolution that can never leave the layer directory.
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
-const DIR_FLAGS: OFlags = OFlags::RDONLY
-    .union(OFlags::DIRECTORY)
-    .union(OFlags::CLOEXEC)
-    .union(OFlags::NOFOLLOW);
+/// Opening a directory by a path: symlinks inside the layer may be
+/// followed, `BENEATH` keeps the resolution inside.
+const RESOLVE_DIR: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+/// Opening a directory entry just created or checked: never a symlink.
+const DIR_FLAGS: OFlags = RESOLVE_DIR.union(OFlags::NOFOLLOW);
 
 struct Unpacker<'a> {
     root: BorrowedFd<'a>,
@@ -263,10 +264,15 @@ impl Unpacker<'_> {
             // EXDEV and ELOOP from openat2 mean the path tried to leave the
             // directory (or loop); say so instead of printing errno.
             match source.raw_os_error() {
-                Some(code) if code == rustix::io::Errno::XDEV.raw_os_error() => {
+                Some(code)
+                    if code == rustix::io::Errno::XDEV.raw_os_error()
+                        || code == rustix::io::Errno::LOOP.raw_os_error() =>
+                {
                     UnpackError::Unsafe {
                         entry,
-                        reason: format!("would {action} outside the layer directory through a symlink"),
+                        reason: format!(
+                            "would {action} it outside the layer directory, through a symlink"
+                        ),
                         dest,
                     }
                 }
@@ -285,7 +291,7 @@ impl Unpacker<'_> {
     /// parent entries) one component at a time.
     fn open_dir(&self, parts: &[&OsStr], entry: &str) -> Result<OwnedFd, UnpackError> {
         let resolve = |path: &Path| {
-            rustix::fs::openat2(self.root, path, DIR_FLAGS, Mode::empty(), BENEATH)
+            rustix::fs::openat2(self.root, path, RESOLVE_DIR, Mode::empty(), BENEATH)
                 .map_err(io::Error::from)
         };
         match resolve(&join(parts)) {
@@ -466,12 +472,15 @@ impl Unpacker<'_> {
                 let tparent = rustix::fs::openat2(
                     self.root,
                     join(target_parent),
-                    DIR_FLAGS,
+                    RESOLVE_DIR,
                     Mode::empty(),
                     BENEATH,
                 )
                 .map_err(|e| match e {
-                    rustix::io::Errno::XDEV | rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => {
+                    rustix::io::Errno::XDEV
+                    | rustix::io::Errno::LOOP
+                    | rustix::io::Errno::NOENT
+                    | rustix::io::Errno::NOTDIR => {
                         self.unsafe_entry(
                             &shown,
                             format!("is a hardlink to `{shown_target}`, which is not a file of this layer"),
@@ -569,7 +578,7 @@ impl Unpacker<'_> {
             let shown = String::from_utf8_lossy(raw);
             let parts = components(raw, &shown, self.dest)?;
             let path = join(&parts);
-            let dir = rustix::fs::openat2(self.root, &path, DIR_FLAGS, Mode::empty(), BENEATH)
+            let dir = rustix::fs::openat2(self.root, &path, RESOLVE_DIR, Mode::empty(), BENEATH)
                 .map_err(|e| self.io("open", &shown)(e.into()))?;
             rustix::fs::futimens(&dir, &timestamps(*mtime))
                 .map_err(|e| self.io("set the time of", &shown)(e.into()))?;

@@ -149,13 +149,14 @@ pub enum ImageCommand {
         #[arg(value_name = "IMAGE", required = true)]
         images: Vec<String>,
         /// Remove even if a container uses it, or every tag of an ID.
-        #[arg(short, long)]
+        /// (No `-f`: that is the global `--file`.)
+        #[arg(long)]
         force: bool,
     },
     /// Remove every image no container uses, with its blobs and layers.
     Prune {
         /// Accepted for docker compatibility; prune never asks.
-        #[arg(short, long)]
+        #[arg(long)]
         force: bool,
     },
     /// Load images from a docker-save archive or an OCI image layout.

@@ -79,11 +79,12 @@ pub fn run(global: &Global, command: &ImageCommand) -> Result<(), Failure> {
             )?;
         }
         ImageCommand::Load { input, quiet } => {
-            for image in store.load_archive(input)? {
-                if *quiet || image.tags.is_empty() {
-                    writeln!(out, "Loaded image ID: {}", image.id)?;
+            for loaded in store.load_archive(input)? {
+                if *quiet || loaded.names.is_empty() {
+                    writeln!(out, "Loaded image ID: {}", loaded.image.id)?;
                 } else {
-                    for t in &image.tags {
+                    for t in &loaded.names {
+                        let t = ImageRef::parse(t).map_or(t.clone(), |r| r.familiar());
                         writeln!(out, "Loaded image: {t}")?;
                     }
                 }

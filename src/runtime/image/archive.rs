@@ -40,6 +40,14 @@ struct SaveEntry {
     layers: Vec<String>,
 }
 
+/// An image an archive held, and the names the archive gave it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub image: Image,
+    /// Full references from the archive (none: loaded by ID only).
+    pub names: Vec<String>,
+}
+
 /// A temporary directory of the store, removed when dropped.
 struct TempDir(PathBuf);
 
@@ -52,7 +60,7 @@ impl Drop for TempDir {
 impl ImageStore {
     /// Loads every image of a docker-save archive or an OCI image layout
     /// (a directory, or a tar of one, possibly compressed).
-    pub fn load_archive(&self, path: &Path) -> Result<Vec<Image>, ImageError> {
+    pub fn load_archive(&self, path: &Path) -> Result<Vec<Loaded>, ImageError> {
         let _adding = self.adding()?;
         let meta = fs::metadata(path).map_err(ImageError::io("read", path))?;
         if meta.is_dir() {
@@ -65,7 +73,7 @@ impl ImageStore {
         self.load_dir(&tmp.0, path, true)
     }
 
-    fn load_dir(&self, dir: &Path, shown: &Path, consume: bool) -> Result<Vec<Image>, ImageError> {
+    fn load_dir(&self, dir: &Path, shown: &Path, consume: bool) -> Result<Vec<Loaded>, ImageError> {
         if dir.join("manifest.json").is_file() {
             self.load_docker_save(dir, shown, consume)
         } else if dir.join("oci-layout").is_file() && dir.join("index.json").is_file() {
@@ -88,7 +96,7 @@ impl ImageStore {
         Ok(dir.join(rel))
     }
 
-    fn load_docker_save(&self, dir: &Path, shown: &Path, consume: bool) -> Result<Vec<Image>, ImageError> {
+    fn load_docker_save(&self, dir: &Path, shown: &Path, consume: bool) -> Result<Vec<Loaded>, ImageError> {
         let bad = |why: String| ImageError::BadArchive {
             path: shown.to_owned(),
             why,
@@ -141,7 +149,10 @@ impl ImageStore {
                 .iter()
                 .map(|t| ImageRef::parse(t))
                 .collect::<Result<Vec<_>, _>>()?;
-            images.push(self.register(
+            let names = tags.iter().map(ToString::to_string).collect();
+            images.push(Loaded {
+                names,
+                image: self.register(
                 ImageRecord {
                     id: config_id,
                     manifest: manifest_digest,
@@ -153,12 +164,13 @@ impl ImageStore {
                     pulled_at: None,
                 },
                 &tags,
-            )?);
+            )?,
+            });
         }
         Ok(images)
     }
 
-    fn load_oci_layout(&self, dir: &Path, shown: &Path, consume: bool) -> Result<Vec<Image>, ImageError> {
+    fn load_oci_layout(&self, dir: &Path, shown: &Path, consume: bool) -> Result<Vec<Loaded>, ImageError> {
         let blob_of = |digest: &str| -> Result<PathBuf, ImageError> {
             check_digest(digest).map_err(|why| ImageError::BadArchive {
                 path: shown.to_owned(),
@@ -235,7 +247,10 @@ impl ImageStore {
             }
             self.write_blob(Some(&manifest_digest), &bytes)?;
             let tags: Vec<ImageRef> = tag.into_iter().collect();
-            images.push(self.register(
+            let names = tags.iter().map(ToString::to_string).collect();
+            images.push(Loaded {
+                names,
+                image: self.register(
                 ImageRecord {
                     id: config_desc.digest.clone(),
                     manifest: manifest_digest,
@@ -247,7 +262,8 @@ impl ImageStore {
                     pulled_at: None,
                 },
                 &tags,
-            )?);
+            )?,
+            });
         }
         Ok(images)
     }

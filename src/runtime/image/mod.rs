@@ -39,6 +39,7 @@ pub mod reference;
 pub mod store;
 pub mod unpack;
 
+pub use archive::Loaded;
 pub use auth::{Credentials, DockerConfig};
 pub use config::{HealthConfig, ImageConfig};
 pub use platform::Platform;

@@ -39,8 +39,16 @@ impl Sandbox {
     }
     fn assert_outside_untouched(&self) {
         assert_eq!(self.outside_listing(), ["outside", "outside/victim"]);
-        assert_eq!(std::fs::read(self.outside().join("victim")).unwrap(), b"original");
-        assert_eq!(std::fs::metadata(self.outside().join("victim")).unwrap().nlink(), 1);
+        assert_eq!(
+            std::fs::read(self.outside().join("victim")).unwrap(),
+            b"original"
+        );
+        assert_eq!(
+            std::fs::metadata(self.outside().join("victim"))
+                .unwrap()
+                .nlink(),
+            1
+        );
     }
 }
 
@@ -50,7 +58,12 @@ fn walk(dir: &Path, skip: &Path, out: &mut Vec<String>) {
         if p == skip {
             continue;
         }
-        out.push(p.strip_prefix(skip.parent().unwrap()).unwrap().display().to_string());
+        out.push(
+            p.strip_prefix(skip.parent().unwrap())
+                .unwrap()
+                .display()
+                .to_string(),
+        );
         if e.file_type().unwrap().is_dir() {
             walk(&p, skip, out);
         }
@@ -60,16 +73,29 @@ fn walk(dir: &Path, skip: &Path, out: &mut Vec<String>) {
 fn refused(tar: &mut RawTar, entry: &str) {
     let sandbox = Sandbox::new();
     let bytes = tar.finish();
-    let err = unpack_layer(&bytes[..], &sandbox.layer()).expect_err("a hostile layer must be refused").to_string();
-    assert!(err.contains(&format!("`{entry}`")), "the error names the entry `{entry}`: {err}");
+    let err = unpack_layer(&bytes[..], &sandbox.layer())
+        .expect_err("a hostile layer must be refused")
+        .to_string();
+    assert!(
+        err.contains(&format!("`{entry}`")),
+        "the error names the entry `{entry}`: {err}"
+    );
     assert!(err.contains("refused"), "{err}");
     sandbox.assert_outside_untouched();
 }
 
 #[test]
 fn dot_dot_entries_are_refused() {
-    refused(RawTar::new().file("ok", b"1").file("../outside/pwned", b"x"), "../outside/pwned");
-    refused(RawTar::new().file("a/../../outside/victim", b"x"), "a/../../outside/victim");
+    refused(
+        RawTar::new()
+            .file("ok", b"1")
+            .file("../outside/pwned", b"x"),
+        "../outside/pwned",
+    );
+    refused(
+        RawTar::new().file("a/../../outside/victim", b"x"),
+        "a/../../outside/victim",
+    );
 }
 
 #[test]
@@ -83,17 +109,30 @@ fn absolute_entries_are_refused() {
 fn writing_through_a_symlink_that_leaves_is_refused() {
     // Relative escape.
     refused(
-        RawTar::new().symlink("link", "../outside").file("link/pwned", b"x"),
+        RawTar::new()
+            .symlink("link", "../outside")
+            .file("link/pwned", b"x"),
         "link/pwned",
     );
     // Absolute escape (resolved against the host, not the layer).
     let sandbox = Sandbox::new();
     let outside = sandbox.outside().display().to_string();
-    refused(RawTar::new().symlink("abs", &outside).file("abs/pwned", b"x"), "abs/pwned");
-    // A directory entry through the symlink, and a chain of symlinks.
-    refused(RawTar::new().symlink("abs", &outside).dir("abs/newdir"), "abs/newdir");
     refused(
-        RawTar::new().symlink("a", "b").symlink("b", "../outside").file("a/pwned", b"x"),
+        RawTar::new()
+            .symlink("abs", &outside)
+            .file("abs/pwned", b"x"),
+        "abs/pwned",
+    );
+    // A directory entry through the symlink, and a chain of symlinks.
+    refused(
+        RawTar::new().symlink("abs", &outside).dir("abs/newdir"),
+        "abs/newdir",
+    );
+    refused(
+        RawTar::new()
+            .symlink("a", "b")
+            .symlink("b", "../outside")
+            .file("a/pwned", b"x"),
         "a/pwned",
     );
 }
@@ -103,8 +142,16 @@ fn hardlinks_to_files_outside_are_refused() {
     refused(RawTar::new().hardlink("hl", "../outside/victim"), "hl");
     let sandbox = Sandbox::new();
     let outside = sandbox.outside().display().to_string();
-    refused(RawTar::new().hardlink("hl", &format!("{outside}/victim")), "hl");
-    refused(RawTar::new().symlink("s", &outside).hardlink("hl", "s/victim"), "hl");
+    refused(
+        RawTar::new().hardlink("hl", &format!("{outside}/victim")),
+        "hl",
+    );
+    refused(
+        RawTar::new()
+            .symlink("s", &outside)
+            .hardlink("hl", "s/victim"),
+        "hl",
+    );
     // A target that is simply not in the layer.
     refused(RawTar::new().hardlink("hl", "missing"), "hl");
 }
@@ -113,7 +160,10 @@ fn hardlinks_to_files_outside_are_refused() {
 fn a_file_entry_replaces_a_symlink_instead_of_writing_through_it() {
     let sandbox = Sandbox::new();
     let victim = sandbox.outside().join("victim").display().to_string();
-    let bytes = RawTar::new().symlink("f", &victim).file("f", b"new content").finish();
+    let bytes = RawTar::new()
+        .symlink("f", &victim)
+        .file("f", b"new content")
+        .finish();
     unpack_layer(&bytes[..], &sandbox.layer()).unwrap();
     let f = sandbox.layer().join("f");
     assert!(std::fs::symlink_metadata(&f).unwrap().is_file());
@@ -125,8 +175,10 @@ fn a_file_entry_replaces_a_symlink_instead_of_writing_through_it() {
 fn metadata_is_kept_as_the_layer_says() {
     let sandbox = Sandbox::new();
     let mut tar = RawTar::new();
-    tar.dir("bin").entry("bin/su", tar::EntryType::Regular, "", b"#!", 0o4755);
-    tar.symlink("bin/sh", "/bin/busybox").hardlink("bin/su2", "bin/su");
+    tar.dir("bin")
+        .entry("bin/su", tar::EntryType::Regular, "", b"#!", 0o4755);
+    tar.symlink("bin/sh", "/bin/busybox")
+        .hardlink("bin/su2", "bin/su");
     tar.entry("dev/null", tar::EntryType::Char, "", b"", 0o666);
     tar.entry("run/fifo", tar::EntryType::Fifo, "", b"", 0o600);
     tar.entry("private", tar::EntryType::Directory, "", b"", 0o700);
@@ -143,16 +195,35 @@ fn metadata_is_kept_as_the_layer_says() {
     let unpacked = unpack_layer(&bytes[..], &sandbox.layer()).unwrap();
     // The DiffID is the digest of the uncompressed stream.
     use sha2::Digest as _;
-    assert_eq!(unpacked.diff_id, format!("sha256:{:x}", sha2::Sha256::digest(&bytes)));
+    assert_eq!(
+        unpacked.diff_id,
+        format!("sha256:{:x}", sha2::Sha256::digest(&bytes))
+    );
     let l = sandbox.layer();
     let su = std::fs::metadata(l.join("bin/su")).unwrap();
     assert_eq!(su.permissions().mode() & 0o7777, 0o4755);
     assert_eq!(su.nlink(), 2);
-    assert_eq!(std::fs::read_link(l.join("bin/sh")).unwrap(), Path::new("/bin/busybox"));
-    assert!(std::fs::metadata(l.join("dev/null")).unwrap().file_type().is_char_device());
-    assert!(std::fs::metadata(l.join("run/fifo")).unwrap().file_type().is_fifo());
+    assert_eq!(
+        std::fs::read_link(l.join("bin/sh")).unwrap(),
+        Path::new("/bin/busybox")
+    );
+    assert!(
+        std::fs::metadata(l.join("dev/null"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    assert!(
+        std::fs::metadata(l.join("run/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
     let private = std::fs::metadata(l.join("private")).unwrap();
-    assert_eq!((private.uid(), private.gid(), private.mode() & 0o7777), (1000, 1001, 0o700));
+    assert_eq!(
+        (private.uid(), private.gid(), private.mode() & 0o7777),
+        (1000, 1001, 0o700)
+    );
     assert_eq!(su.mtime(), 0);
     sandbox.assert_outside_untouched();
 }
@@ -169,7 +240,10 @@ fn gzip_and_zstd_layers_unpack_to_the_same_diff_id() {
         .map(|blob| {
             let sandbox = Sandbox::new();
             let u = unpack_layer(*blob, &sandbox.layer()).unwrap();
-            assert_eq!(std::fs::read(sandbox.layer().join("d/f")).unwrap(), b"hello");
+            assert_eq!(
+                std::fs::read(sandbox.layer().join("d/f")).unwrap(),
+                b"hello"
+            );
             u.diff_id
         })
         .collect();
@@ -189,7 +263,11 @@ impl Drop for Mount {
 #[test]
 fn whiteouts_and_opaque_directories_merge_as_expected_under_overlayfs() {
     let work = tempfile::tempdir().unwrap();
-    let (lower, upper, merged) = (work.path().join("l1"), work.path().join("l2"), work.path().join("merged"));
+    let (lower, upper, merged) = (
+        work.path().join("l1"),
+        work.path().join("l2"),
+        work.path().join("merged"),
+    );
     for d in [&lower, &upper, &merged] {
         std::fs::create_dir_all(d).unwrap();
     }
@@ -219,7 +297,11 @@ fn whiteouts_and_opaque_directories_merge_as_expected_under_overlayfs() {
     assert!(!upper.join("a/.wh.x").exists());
 
     let options = format!("lowerdir={}:{}", upper.display(), lower.display());
-    let status = Command::new("mount").args(["-t", "overlay", "overlay", "-o", &options]).arg(&merged).status().unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(&merged)
+        .status()
+        .unwrap();
     assert!(status.success(), "overlay mount failed");
     let _mount = Mount(merged.clone());
     let mut seen = Vec::new();

@@ -18,16 +18,30 @@ pub fn run(global: &Global, command: &ImageCommand) -> Result<(), Failure> {
                     writeln!(out, "{}", i.id)?;
                 }
             } else if *format == ListFormat::Json {
-                writeln!(out, "{}", json(&serde_json::to_value(&images).map_err(anyhow::Error::from)?))?;
+                writeln!(
+                    out,
+                    "{}",
+                    json(&serde_json::to_value(&images).map_err(anyhow::Error::from)?)
+                )?;
             } else {
-                writeln!(out, "{:<40} {:<12} {:>10}  PLATFORM", "REPOSITORY:TAG", "IMAGE ID", "SIZE")?;
+                writeln!(
+                    out,
+                    "{:<40} {:<12} {:>10}  PLATFORM",
+                    "REPOSITORY:TAG", "IMAGE ID", "SIZE"
+                )?;
                 for i in &images {
-                    let id = i.id.trim_start_matches("sha256:").get(..12).unwrap_or(&i.id);
+                    let id =
+                        i.id.trim_start_matches("sha256:")
+                            .get(..12)
+                            .unwrap_or(&i.id);
                     let size = format!("{:.1}MB", i.size as f64 / 1e6);
                     let names: Vec<String> = if i.tags.is_empty() {
                         vec!["<none>".into()]
                     } else {
-                        i.tags.iter().map(|t| ImageRef::parse(t).map_or(t.clone(), |r| r.familiar())).collect()
+                        i.tags
+                            .iter()
+                            .map(|t| ImageRef::parse(t).map_or(t.clone(), |r| r.familiar()))
+                            .collect()
                     };
                     for name in names {
                         writeln!(out, "{name:<40} {id:<12} {size:>10}  {}", i.platform)?;
@@ -36,8 +50,15 @@ pub fn run(global: &Global, command: &ImageCommand) -> Result<(), Failure> {
             }
         }
         ImageCommand::Inspect { images } => {
-            let found = images.iter().map(|r| store.get(r)).collect::<Result<Vec<Image>, _>>()?;
-            writeln!(out, "{}", json(&serde_json::to_value(&found).map_err(anyhow::Error::from)?))?;
+            let found = images
+                .iter()
+                .map(|r| store.get(r))
+                .collect::<Result<Vec<Image>, _>>()?;
+            writeln!(
+                out,
+                "{}",
+                json(&serde_json::to_value(&found).map_err(anyhow::Error::from)?)
+            )?;
         }
         ImageCommand::Pull {
             reference,
@@ -49,7 +70,8 @@ pub fn run(global: &Global, command: &ImageCommand) -> Result<(), Failure> {
             let platform = platform.as_deref().map(Platform::parse).transpose()?;
             let options = super::pull::options(platform, registry);
             let progress = super::pull::printer(*quiet);
-            let image = super::pull::runtime()?.block_on(store.pull(&reference, &options, &progress))?;
+            let image =
+                super::pull::runtime()?.block_on(store.pull(&reference, &options, &progress))?;
             writeln!(out, "{}", image.id)?;
         }
         ImageCommand::Rm { images, force } => {

@@ -23,7 +23,9 @@ pub fn run(global: &Global, args: &PullArgs) -> Result<(), Failure> {
         if !args.services.is_empty() && !args.services.contains(name) {
             continue;
         }
-        let Some(image) = &service.image else { continue };
+        let Some(image) = &service.image else {
+            continue;
+        };
         let policy = PullPolicy::parse(service.pull_policy.as_deref(), None)
             .with_context(|| format!("service `{name}`"))?;
         if matches!(policy, PullPolicy::Build | PullPolicy::Never) {
@@ -31,18 +33,30 @@ pub fn run(global: &Global, args: &PullArgs) -> Result<(), Failure> {
         }
         let result = (|| -> anyhow::Result<()> {
             let reference = ImageRef::parse(image)?;
-            let platform = service.platform.as_deref().map(Platform::parse).transpose()?;
+            let platform = service
+                .platform
+                .as_deref()
+                .map(Platform::parse)
+                .transpose()?;
             let options = options(platform, &args.registry);
             let progress = printer(args.quiet);
             let pulled = runtime.block_on(store.pull(&reference, &options, &progress))?;
             if !args.quiet {
-                let _ = writeln!(std::io::stderr(), "{name}: pulled {} ({})", reference.familiar(), pulled.id);
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{name}: pulled {} ({})",
+                    reference.familiar(),
+                    pulled.id
+                );
             }
             Ok(())
         })();
         if let Err(e) = result {
             failures += 1;
-            let _ = writeln!(std::io::stderr(), "error: service `{name}`: cannot pull {image}: {e:#}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: service `{name}`: cannot pull {image}: {e:#}"
+            );
         }
     }
     if failures > 0 && !args.ignore_pull_failures {
@@ -77,14 +91,32 @@ pub(super) fn printer(quiet: bool) -> impl Fn(PullEvent) + Send + Sync {
         if quiet {
             return;
         }
-        let short = |d: &str| d.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+        let short = |d: &str| {
+            d.trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect::<String>()
+        };
         let line = match event {
-            PullEvent::Resolved { reference, manifest, layers } => {
-                format!("{reference}: manifest {} ({layers} layers)", short(&manifest))
+            PullEvent::Resolved {
+                reference,
+                manifest,
+                layers,
+            } => {
+                format!(
+                    "{reference}: manifest {} ({layers} layers)",
+                    short(&manifest)
+                )
             }
-            PullEvent::LayerCached { digest, .. } => format!("  {}: already present", short(&digest)),
+            PullEvent::LayerCached { digest, .. } => {
+                format!("  {}: already present", short(&digest))
+            }
             PullEvent::LayerDownloaded { digest, size } => {
-                format!("  {}: downloaded {:.1} MB", short(&digest), size as f64 / 1e6)
+                format!(
+                    "  {}: downloaded {:.1} MB",
+                    short(&digest),
+                    size as f64 / 1e6
+                )
             }
             PullEvent::LayerUnpacked { digest } => format!("  {}: unpacked", short(&digest)),
             PullEvent::LayerProgress { .. } => return,

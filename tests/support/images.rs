@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 /// Runs a command and panics with its output when it fails.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -47,13 +49,20 @@ impl Registry {
                 let line = run(Command::new("htpasswd").args(["-Bbn", user, password]));
                 let path = dir.path().join("htpasswd");
                 std::fs::write(&path, line.trim()).unwrap();
-                format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", path.display())
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    path.display()
+                )
             }
             None => String::new(),
         };
         for _ in 0..5 {
             // Let the kernel pick a free port, then hand it to the registry.
-            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
             let config = dir.path().join("config.yml");
             std::fs::write(
                 &config,
@@ -97,13 +106,18 @@ impl Registry {
     /// How many blob downloads (GET .../blobs/...) the registry served.
     pub fn blob_gets(&self) -> usize {
         let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
-        log.lines().filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/sha256:")).count()
+        log.lines()
+            .filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/sha256:"))
+            .count()
     }
 
     /// The file a blob is stored in.
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
-        self.dir.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
+        self.dir.path().join(format!(
+            "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
     }
 }
 
@@ -117,9 +131,17 @@ impl Drop for Registry {
 /// A minimal root file system: the static busybox, one symlink per applet,
 /// /etc/passwd and /etc/group, reproducible times.
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let ldd = Command::new("ldd").arg("/bin/busybox").env("LC_ALL", "C").output().unwrap();
-    let out = String::from_utf8_lossy(&ldd.stdout).into_owned() + &String::from_utf8_lossy(&ldd.stderr);
-    assert!(out.contains("not a dynamic executable"), "/bin/busybox must be static (busybox-static): {out}");
+    let ldd = Command::new("ldd")
+        .arg("/bin/busybox")
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    let out =
+        String::from_utf8_lossy(&ldd.stdout).into_owned() + &String::from_utf8_lossy(&ldd.stderr);
+    assert!(
+        out.contains("not a dynamic executable"),
+        "/bin/busybox must be static (busybox-static): {out}"
+    );
     let root = dir.join("rootfs");
     for d in ["bin", "etc", "tmp"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
@@ -130,36 +152,58 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
     }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\nnobody:x:65534:\n").unwrap();
     for f in ["etc/hosts", "etc/resolv.conf", "etc/hostname"] {
         std::fs::write(root.join(f), "").unwrap();
     }
-    run(Command::new("sh").arg("-c").arg(format!("find {} -exec touch -h -d @0 {{}} +", root.display())));
+    run(Command::new("sh").arg("-c").arg(format!(
+        "find {} -exec touch -h -d @0 {{}} +",
+        root.display()
+    )));
     root
 }
 
 /// An OCI layout at `layout` holding image `tag`: busybox, plus for each
 /// of `extra_layers` one more layer with those files, config `cmd` and
 /// `arch`. Returns the manifest digest.
-pub fn umoci_image(work: &Path, layout: &Path, tag: &str, arch: &str, extra_layers: &[Vec<(&str, Vec<u8>)>]) -> String {
+pub fn umoci_image(
+    work: &Path,
+    layout: &Path,
+    tag: &str,
+    arch: &str,
+    extra_layers: &[Vec<(&str, Vec<u8>)>],
+) -> String {
     if !layout.join("oci-layout").exists() {
         run(Command::new("umoci").args(["init", "--layout"]).arg(layout));
     }
     let image = format!("{}:{tag}", layout.display());
     run(Command::new("umoci").args(["new", "--image", &image]));
     let bundle = work.join(format!("bundle-{tag}"));
-    run(Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle));
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &image])
+        .arg(&bundle));
     let rootfs = busybox_rootfs(&work.join(format!("src-{tag}")));
-    run(Command::new("cp").arg("-a").arg(format!("{}/.", rootfs.display())).arg(bundle.join("rootfs")));
-    run(Command::new("umoci").args(["repack", "--refresh-bundle", "--image", &image]).arg(&bundle));
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", rootfs.display()))
+        .arg(bundle.join("rootfs")));
+    run(Command::new("umoci")
+        .args(["repack", "--refresh-bundle", "--image", &image])
+        .arg(&bundle));
     for layer in extra_layers {
         for (name, data) in layer {
             let path = bundle.join("rootfs").join(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, data).unwrap();
         }
-        run(Command::new("umoci").args(["repack", "--refresh-bundle", "--image", &image]).arg(&bundle));
+        run(Command::new("umoci")
+            .args(["repack", "--refresh-bundle", "--image", &image])
+            .arg(&bundle));
     }
     run(Command::new("umoci").args([
         "config",
@@ -194,9 +238,13 @@ pub fn add_index(layout: &Path, tag: &str, entries: &[(&str, &str)]) {
     let manifests: Vec<serde_json::Value> = entries
         .iter()
         .map(|(digest, arch)| {
-            let size = std::fs::metadata(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:")))
-                .unwrap()
-                .len();
+            let size = std::fs::metadata(
+                layout
+                    .join("blobs/sha256")
+                    .join(digest.trim_start_matches("sha256:")),
+            )
+            .unwrap()
+            .len();
             serde_json::json!({
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "digest": digest, "size": size,
@@ -211,14 +259,24 @@ pub fn add_index(layout: &Path, tag: &str, entries: &[(&str, &str)]) {
     }))
     .unwrap();
     let digest = format!("sha256:{:x}", sha2::Sha256::digest(&index));
-    std::fs::write(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:")), &index).unwrap();
+    std::fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+        &index,
+    )
+    .unwrap();
     let path = layout.join("index.json");
-    let mut top: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    top["manifests"].as_array_mut().unwrap().push(serde_json::json!({
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "digest": digest, "size": index.len(),
-        "annotations": {"org.opencontainers.image.ref.name": tag}
-    }));
+    let mut top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    top["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest, "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag}
+        }));
     std::fs::write(&path, serde_json::to_vec(&top).unwrap()).unwrap();
 }
 
@@ -227,7 +285,10 @@ pub fn add_index(layout: &Path, tag: &str, entries: &[(&str, &str)]) {
 pub fn skopeo_copy(layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
     let src = format!("oci:{}:{tag}", layout.display());
     let mut cmd = Command::new("skopeo");
-    cmd.args(["--insecure-policy", "copy", "-q"]).args(extra).arg(&src).arg(dest);
+    cmd.args(["--insecure-policy", "copy", "-q"])
+        .args(extra)
+        .arg(&src)
+        .arg(dest);
     run(&mut cmd);
 }
 
@@ -243,7 +304,10 @@ pub fn push(registry: &Registry, layout: &Path, tag: &str, repo: &str, extra: &[
 /// The `stack` binary with a root and no docker config of the user's.
 pub fn stack(root: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stack"));
-    cmd.arg("--root").arg(root).env("DOCKER_CONFIG", root.join("no-docker-config")).stdin(Stdio::null());
+    cmd.arg("--root")
+        .arg(root)
+        .env("DOCKER_CONFIG", root.join("no-docker-config"))
+        .stdin(Stdio::null());
     cmd
 }
 
@@ -256,7 +320,14 @@ impl RawTar {
         RawTar(Vec::new())
     }
 
-    pub fn entry(&mut self, name: &str, kind: tar::EntryType, link: &str, data: &[u8], mode: u32) -> &mut RawTar {
+    pub fn entry(
+        &mut self,
+        name: &str,
+        kind: tar::EntryType,
+        link: &str,
+        data: &[u8],
+        mode: u32,
+    ) -> &mut RawTar {
         let mut header = tar::Header::new_ustar();
         {
             let raw = header.as_old_mut();
@@ -269,9 +340,16 @@ impl RawTar {
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
-        if matches!(kind, tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo) {
-            header.set_device_major(if kind == tar::EntryType::Fifo { 0 } else { 1 }).unwrap();
-            header.set_device_minor(if kind == tar::EntryType::Fifo { 0 } else { 3 }).unwrap();
+        if matches!(
+            kind,
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo
+        ) {
+            header
+                .set_device_major(if kind == tar::EntryType::Fifo { 0 } else { 1 })
+                .unwrap();
+            header
+                .set_device_minor(if kind == tar::EntryType::Fifo { 0 } else { 3 })
+                .unwrap();
         }
         header.set_cksum();
         self.0.extend_from_slice(header.as_bytes());

@@ -79,7 +79,9 @@ impl ImageStore {
         } else if dir.join("oci-layout").is_file() && dir.join("index.json").is_file() {
             self.load_oci_layout(dir, shown, consume)
         } else {
-            Err(ImageError::UnknownArchive { path: shown.to_owned() })
+            Err(ImageError::UnknownArchive {
+                path: shown.to_owned(),
+            })
         }
     }
 
@@ -87,7 +89,11 @@ impl ImageStore {
     /// leave it (the archive's tar was confined, its JSON is not).
     fn inside(dir: &Path, name: &str, shown: &Path) -> Result<PathBuf, ImageError> {
         let rel = Path::new(name);
-        if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return Err(ImageError::BadArchive {
                 path: shown.to_owned(),
                 why: format!("it names `{name}`, outside the archive"),
@@ -96,23 +102,30 @@ impl ImageStore {
         Ok(dir.join(rel))
     }
 
-    fn load_docker_save(&self, dir: &Path, shown: &Path, consume: bool) -> Result<Vec<Loaded>, ImageError> {
+    fn load_docker_save(
+        &self,
+        dir: &Path,
+        shown: &Path,
+        consume: bool,
+    ) -> Result<Vec<Loaded>, ImageError> {
         let bad = |why: String| ImageError::BadArchive {
             path: shown.to_owned(),
             why,
         };
         let text = fs::read(dir.join("manifest.json")).map_err(ImageError::io("read", shown))?;
-        let entries: Vec<SaveEntry> =
-            serde_json::from_slice(&text).map_err(|e| bad(format!("its manifest.json is not valid: {e}")))?;
+        let entries: Vec<SaveEntry> = serde_json::from_slice(&text)
+            .map_err(|e| bad(format!("its manifest.json is not valid: {e}")))?;
         let mut images = Vec::new();
         for entry in entries {
             let config_path = Self::inside(dir, &entry.config, shown)?;
-            let config_bytes = fs::read(&config_path).map_err(ImageError::io("read", &config_path))?;
+            let config_bytes =
+                fs::read(&config_path).map_err(ImageError::io("read", &config_path))?;
             let config_id = self.write_blob(None, &config_bytes)?;
-            let config: ConfigFile = serde_json::from_slice(&config_bytes).map_err(|e| ImageError::BadJson {
-                what: format!("the configuration {} in {}", entry.config, shown.display()),
-                why: e.to_string(),
-            })?;
+            let config: ConfigFile =
+                serde_json::from_slice(&config_bytes).map_err(|e| ImageError::BadJson {
+                    what: format!("the configuration {} in {}", entry.config, shown.display()),
+                    why: e.to_string(),
+                })?;
             if config.rootfs.diff_ids.len() != entry.layers.len() {
                 return Err(ImageError::LayerCount {
                     layers: entry.layers.len(),
@@ -126,7 +139,9 @@ impl ImageStore {
                 let (blob, size) = self.add_blob_file(&file, None, consume)?;
                 self.ensure_layer(&blob, Some(diff_id))?;
                 let media_type = media_type_of(&self.blob_path(&blob))?;
-                descriptors.push(serde_json::json!({"mediaType": media_type, "digest": blob, "size": size}));
+                descriptors.push(
+                    serde_json::json!({"mediaType": media_type, "digest": blob, "size": size}),
+                );
                 layers.push(LayerRecord {
                     blob,
                     diff_id: diff_id.clone(),
@@ -153,30 +168,41 @@ impl ImageStore {
             images.push(Loaded {
                 names,
                 image: self.register(
-                ImageRecord {
-                    id: config_id,
-                    manifest: manifest_digest,
-                    index: None,
-                    repo_digests: Vec::new(),
-                    platform: Platform::new(&config.os, &config.architecture, config.variant.as_deref()),
-                    layers,
-                    created: config.created.clone(),
-                    pulled_at: None,
-                },
-                &tags,
-            )?,
+                    ImageRecord {
+                        id: config_id,
+                        manifest: manifest_digest,
+                        index: None,
+                        repo_digests: Vec::new(),
+                        platform: Platform::new(
+                            &config.os,
+                            &config.architecture,
+                            config.variant.as_deref(),
+                        ),
+                        layers,
+                        created: config.created.clone(),
+                        pulled_at: None,
+                    },
+                    &tags,
+                )?,
             });
         }
         Ok(images)
     }
 
-    fn load_oci_layout(&self, dir: &Path, shown: &Path, consume: bool) -> Result<Vec<Loaded>, ImageError> {
+    fn load_oci_layout(
+        &self,
+        dir: &Path,
+        shown: &Path,
+        consume: bool,
+    ) -> Result<Vec<Loaded>, ImageError> {
         let blob_of = |digest: &str| -> Result<PathBuf, ImageError> {
             check_digest(digest).map_err(|why| ImageError::BadArchive {
                 path: shown.to_owned(),
                 why,
             })?;
-            Ok(dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:")))
+            Ok(dir
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")))
         };
         let read_json = |digest: &str| -> Result<Vec<u8>, ImageError> {
             let path = blob_of(digest)?;
@@ -211,7 +237,10 @@ impl ImageStore {
             let mut manifest = parse_manifest(&bytes, &manifest_digest)?;
             let mut index_digest = None;
             if let Some(children) = &manifest.manifests {
-                let chosen = choose_platform(children, &Platform::host(), &shown.display().to_string())?.digest.clone();
+                let chosen =
+                    choose_platform(children, &Platform::host(), &shown.display().to_string())?
+                        .digest
+                        .clone();
                 self.write_blob(Some(&manifest_digest), &bytes)?;
                 index_digest = Some(manifest_digest);
                 manifest_digest = chosen;
@@ -223,10 +252,11 @@ impl ImageStore {
             };
             let config_bytes = read_json(&config_desc.digest)?;
             self.write_blob(Some(&config_desc.digest), &config_bytes)?;
-            let config: ConfigFile = serde_json::from_slice(&config_bytes).map_err(|e| ImageError::BadJson {
-                what: format!("the configuration {}", config_desc.digest),
-                why: e.to_string(),
-            })?;
+            let config: ConfigFile =
+                serde_json::from_slice(&config_bytes).map_err(|e| ImageError::BadJson {
+                    what: format!("the configuration {}", config_desc.digest),
+                    why: e.to_string(),
+                })?;
             if config.rootfs.diff_ids.len() != manifest.layers.len() {
                 return Err(ImageError::LayerCount {
                     layers: manifest.layers.len(),
@@ -236,7 +266,8 @@ impl ImageStore {
             let mut layers = Vec::new();
             for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
                 if !self.layer_path(diff_id).is_dir() || !self.has_blob(&layer.digest) {
-                    let (blob, _) = self.add_blob_file(&blob_of(&layer.digest)?, Some(&layer.digest), consume)?;
+                    let (blob, _) =
+                        self.add_blob_file(&blob_of(&layer.digest)?, Some(&layer.digest), consume)?;
                     self.ensure_layer(&blob, Some(diff_id))?;
                 }
                 layers.push(LayerRecord {
@@ -251,18 +282,22 @@ impl ImageStore {
             images.push(Loaded {
                 names,
                 image: self.register(
-                ImageRecord {
-                    id: config_desc.digest.clone(),
-                    manifest: manifest_digest,
-                    index: index_digest,
-                    repo_digests: Vec::new(),
-                    platform: Platform::new(&config.os, &config.architecture, config.variant.as_deref()),
-                    layers,
-                    created: config.created.clone(),
-                    pulled_at: None,
-                },
-                &tags,
-            )?,
+                    ImageRecord {
+                        id: config_desc.digest.clone(),
+                        manifest: manifest_digest,
+                        index: index_digest,
+                        repo_digests: Vec::new(),
+                        platform: Platform::new(
+                            &config.os,
+                            &config.architecture,
+                            config.variant.as_deref(),
+                        ),
+                        layers,
+                        created: config.created.clone(),
+                        pulled_at: None,
+                    },
+                    &tags,
+                )?,
             });
         }
         Ok(images)
@@ -272,7 +307,12 @@ impl ImageStore {
     /// tar, possibly compressed), like `docker import`. `changes` are
     /// Dockerfile lines: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL,
     /// STOPSIGNAL, VOLUME.
-    pub fn import_rootfs(&self, source: &Path, name: &ImageRef, changes: &[String]) -> Result<Image, ImageError> {
+    pub fn import_rootfs(
+        &self,
+        source: &Path,
+        name: &ImageRef,
+        changes: &[String],
+    ) -> Result<Image, ImageError> {
         let mut run = ImageConfig::default();
         for change in changes {
             run.apply_change(change)?;
@@ -349,7 +389,11 @@ impl ImageStore {
                 index: None,
                 repo_digests: Vec::new(),
                 platform: host,
-                layers: vec![LayerRecord { blob, diff_id, size }],
+                layers: vec![LayerRecord {
+                    blob,
+                    diff_id,
+                    size,
+                }],
                 created: config.created.clone(),
                 pulled_at: None,
             },

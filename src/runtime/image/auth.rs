@@ -126,7 +126,12 @@ impl DockerConfig {
             .find(|(k, _)| registry_key(k) == wanted)
             .map(|(_, v)| v)
             .or(self.creds_store.as_ref());
-        if let Some(entry) = self.auths.iter().find(|(k, _)| registry_key(k) == wanted).map(|(_, v)| v) {
+        if let Some(entry) = self
+            .auths
+            .iter()
+            .find(|(k, _)| registry_key(k) == wanted)
+            .map(|(_, v)| v)
+        {
             if let Some(token) = &entry.registrytoken {
                 return Ok(Credentials::Bearer(token.clone()));
             }
@@ -164,7 +169,9 @@ fn registry_key(key: &str) -> String {
 }
 
 fn decode_auth(auth: &str) -> Option<Credentials> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(auth.trim()).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (username, password) = text.split_once(':')?;
     Some(Credentials::Basic {
@@ -195,16 +202,22 @@ fn run_helper(helper: &str, registry: &str) -> Result<Credentials, ImageError> {
         .spawn()
         .map_err(|e| failed(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(server.as_bytes()).map_err(|e| failed(e.to_string()))?;
+        stdin
+            .write_all(server.as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
     }
-    let out = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
     if !out.status.success() {
         let text = String::from_utf8_lossy(&out.stdout);
         // The protocol's way of saying "nothing stored for this server".
         if text.contains("credentials not found") {
             return Ok(Credentials::Anonymous);
         }
-        return Err(failed(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+        return Err(failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ));
     }
     let answer: HelperAnswer =
         serde_json::from_slice(&out.stdout).map_err(|e| failed(e.to_string()))?;
@@ -240,14 +253,26 @@ mod tests {
             username: u.into(),
             password: p.into(),
         };
-        assert_eq!(config.credentials_for("docker.io").unwrap(), basic("user", "pa:ss"));
-        assert_eq!(config.credentials_for("127.0.0.1:5000").unwrap(), basic("u", "p"));
+        assert_eq!(
+            config.credentials_for("docker.io").unwrap(),
+            basic("user", "pa:ss")
+        );
+        assert_eq!(
+            config.credentials_for("127.0.0.1:5000").unwrap(),
+            basic("u", "p")
+        );
         assert_eq!(
             config.credentials_for("reg.example:8080").unwrap(),
             Credentials::Bearer("tok".into())
         );
-        assert_eq!(config.credentials_for("ghcr.io").unwrap(), Credentials::Anonymous);
-        let err = config.credentials_for("broken.example").unwrap_err().to_string();
+        assert_eq!(
+            config.credentials_for("ghcr.io").unwrap(),
+            Credentials::Anonymous
+        );
+        let err = config
+            .credentials_for("broken.example")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("docker login"), "{err}");
         assert!(!format!("{:?}", basic("u", "secret")).contains("secret"));
     }
@@ -256,7 +281,10 @@ mod tests {
     fn a_missing_file_is_anonymous_and_a_broken_one_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let config = DockerConfig::load(&dir.path().join("none.json")).unwrap();
-        assert_eq!(config.credentials_for("docker.io").unwrap(), Credentials::Anonymous);
+        assert_eq!(
+            config.credentials_for("docker.io").unwrap(),
+            Credentials::Anonymous
+        );
         let path = dir.path().join("config.json");
         std::fs::write(&path, "{").unwrap();
         let err = DockerConfig::load(&path).unwrap_err().to_string();
@@ -266,9 +294,16 @@ mod tests {
     #[test]
     fn a_missing_helper_says_which() {
         let config =
-            DockerConfig::parse(br#"{"credHelpers": {"ghcr.io": "stack-test-nonexistent"}}"#).unwrap();
+            DockerConfig::parse(br#"{"credHelpers": {"ghcr.io": "stack-test-nonexistent"}}"#)
+                .unwrap();
         let err = config.credentials_for("ghcr.io").unwrap_err().to_string();
-        assert!(err.contains("docker-credential-stack-test-nonexistent"), "{err}");
-        assert_eq!(config.credentials_for("docker.io").unwrap(), Credentials::Anonymous);
+        assert!(
+            err.contains("docker-credential-stack-test-nonexistent"),
+            "{err}"
+        );
+        assert_eq!(
+            config.credentials_for("docker.io").unwrap(),
+            Credentials::Anonymous
+        );
     }
 }

@@ -110,18 +110,27 @@ fn is_zero(n: &u64) -> bool {
 impl ImageConfig {
     /// Exposed ports as written (`80/tcp`), sorted.
     pub fn exposed_ports(&self) -> Vec<String> {
-        self.exposed_ports.iter().flat_map(|m| m.keys().cloned()).collect()
+        self.exposed_ports
+            .iter()
+            .flat_map(|m| m.keys().cloned())
+            .collect()
     }
 
     /// Volume paths, sorted.
     pub fn volumes(&self) -> Vec<String> {
-        self.volumes.iter().flat_map(|m| m.keys().cloned()).collect()
+        self.volumes
+            .iter()
+            .flat_map(|m| m.keys().cloned())
+            .collect()
     }
 
     /// Applies one `docker import --change` instruction (Dockerfile syntax).
     pub fn apply_change(&mut self, change: &str) -> Result<(), ImageError> {
         let bad = || ImageError::BadChange(change.to_owned());
-        let (word, rest) = change.trim().split_once(char::is_whitespace).ok_or_else(bad)?;
+        let (word, rest) = change
+            .trim()
+            .split_once(char::is_whitespace)
+            .ok_or_else(bad)?;
         let rest = rest.trim();
         match word.to_ascii_uppercase().as_str() {
             "CMD" => self.cmd = Some(command_form(rest)),
@@ -143,7 +152,11 @@ impl ImageConfig {
             "EXPOSE" => {
                 let ports = self.exposed_ports.get_or_insert_with(BTreeMap::new);
                 for p in rest.split_whitespace() {
-                    let p = if p.contains('/') { p.to_owned() } else { format!("{p}/tcp") };
+                    let p = if p.contains('/') {
+                        p.to_owned()
+                    } else {
+                        format!("{p}/tcp")
+                    };
                     ports.insert(p, serde_json::json!({}));
                 }
             }
@@ -230,9 +243,17 @@ mod tests {
         assert_eq!(c.env.unwrap(), ["B=two words", "A=3"]);
         assert_eq!(c.working_dir.as_deref(), Some("/srv"));
         assert_eq!(c.user.as_deref(), Some("1000:1000"));
-        assert_eq!(c.exposed_ports.map(|p| p.into_keys().collect::<Vec<_>>()).unwrap(), ["53/udp", "80/tcp"]);
+        assert_eq!(
+            c.exposed_ports
+                .map(|p| p.into_keys().collect::<Vec<_>>())
+                .unwrap(),
+            ["53/udp", "80/tcp"]
+        );
         assert_eq!(c.labels.unwrap()["k"], "v");
-        let err = ImageConfig::default().apply_change("RUN rm -rf /").unwrap_err().to_string();
+        let err = ImageConfig::default()
+            .apply_change("RUN rm -rf /")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not supported"), "{err}");
     }
 }

@@ -56,13 +56,17 @@ use std::path::PathBuf;
 pub enum ImageError {
     #[error("`{reference}` is not a valid image reference: {why}")]
     BadReference { reference: String, why: String },
-    #[error("`{0}` is not a platform; write os/architecture[/variant], e.g. linux/amd64 or linux/arm64/v8")]
+    #[error(
+        "`{0}` is not a platform; write os/architecture[/variant], e.g. linux/amd64 or linux/arm64/v8"
+    )]
     BadPlatform(String),
     #[error(
         "`{0}` is not a pull_policy; use always, missing, never, build, daily, weekly, every_<duration> (e.g. every_12h) or refresh with pull_refresh_after"
     )]
     BadPullPolicy(String),
-    #[error("image `{0}` is not in the store; pull it (`stack pull`) or load it (`stack image load`)")]
+    #[error(
+        "image `{0}` is not in the store; pull it (`stack pull`) or load it (`stack image load`)"
+    )]
     NotFound(String),
     #[error("`{reference}` matches several images ({ids}); use more of the ID")]
     Ambiguous { reference: String, ids: String },
@@ -77,37 +81,54 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{what} has digest {actual}, not the {expected} it was announced with; the download or file is corrupt: pull or load again")]
+    #[error(
+        "{what} has digest {actual}, not the {expected} it was announced with; the download or file is corrupt: pull or load again"
+    )]
     DigestMismatch {
         what: String,
         expected: String,
         actual: String,
     },
-    #[error("{what} is not valid JSON for an image ({why}); the image is damaged or not an OCI/Docker image")]
+    #[error(
+        "{what} is not valid JSON for an image ({why}); the image is damaged or not an OCI/Docker image"
+    )]
     BadJson { what: String, why: String },
-    #[error("the image has {layers} layers but its configuration lists {diff_ids} DiffIDs; the image is damaged")]
+    #[error(
+        "the image has {layers} layers but its configuration lists {diff_ids} DiffIDs; the image is damaged"
+    )]
     LayerCount { layers: usize, diff_ids: usize },
-    #[error("`{reference}` has no image for {platform} (it has: {available}); set `platform:` or --platform to one of those")]
+    #[error(
+        "`{reference}` has no image for {platform} (it has: {available}); set `platform:` or --platform to one of those"
+    )]
     NoPlatform {
         reference: String,
         platform: String,
         available: String,
     },
     #[error("`{reference}` is a {media_type}, not a container image")]
-    NotAnImage { reference: String, media_type: String },
+    NotAnImage {
+        reference: String,
+        media_type: String,
+    },
     #[error("registry error for `{reference}`: {why}")]
     Registry { reference: String, why: String },
-    #[error("the registry refused the credentials for `{reference}` ({why}); check them with `docker login {registry}`")]
+    #[error(
+        "the registry refused the credentials for `{reference}` ({why}); check them with `docker login {registry}`"
+    )]
     Unauthorized {
         reference: String,
         registry: String,
         why: String,
     },
-    #[error("the credentials for {registry} in docker's config.json cannot be decoded; run `docker login {registry}` again")]
+    #[error(
+        "the credentials for {registry} in docker's config.json cannot be decoded; run `docker login {registry}` again"
+    )]
     BadCredentials { registry: String },
     #[error("{} is not a valid docker config file ({why}); fix or move it", path.display())]
     DockerConfig { path: PathBuf, why: String },
-    #[error("the credential helper {program} failed for {registry}: {why}; check that it is installed and logged in")]
+    #[error(
+        "the credential helper {program} failed for {registry}: {why}; check that it is installed and logged in"
+    )]
     CredentialHelper {
         program: String,
         registry: String,
@@ -117,7 +138,9 @@ pub enum ImageError {
     UnknownArchive { path: PathBuf },
     #[error("the archive {} is damaged: {why}", path.display())]
     BadArchive { path: PathBuf, why: String },
-    #[error("`--change {0}` is not supported; use CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL or VOLUME")]
+    #[error(
+        "`--change {0}` is not supported; use CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL or VOLUME"
+    )]
     BadChange(String),
     #[error(transparent)]
     Unpack(#[from] UnpackError),
@@ -126,7 +149,10 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ImageError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> ImageError {
         let path = path.into();
         move |source| ImageError::Io {
             action,

@@ -30,13 +30,24 @@ impl Platform {
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
         let os = os.to_ascii_lowercase();
         let arch = architecture.to_ascii_lowercase();
-        let variant = variant.map(str::to_ascii_lowercase).filter(|v| !v.is_empty());
+        let variant = variant
+            .map(str::to_ascii_lowercase)
+            .filter(|v| !v.is_empty());
         let (architecture, variant) = match arch.as_str() {
             "x86_64" | "x86-64" | "amd64" => ("amd64", variant),
             "aarch64" | "arm64" => ("arm64", variant.filter(|v| v != "v8" && v != "8")),
             "armhf" => ("arm", Some("v7".into())),
             "armel" => ("arm", Some("v6".into())),
-            "arm" => ("arm", Some(variant.map_or("v7".into(), |v| if v.starts_with('v') { v } else { format!("v{v}") }))),
+            "arm" => (
+                "arm",
+                Some(variant.map_or("v7".into(), |v| {
+                    if v.starts_with('v') {
+                        v
+                    } else {
+                        format!("v{v}")
+                    }
+                })),
+            ),
             "i386" | "i686" | "x86" | "386" => ("386", variant),
             "powerpc64" | "ppc64le" => ("ppc64le", variant),
             other => (other, variant),
@@ -110,7 +121,12 @@ mod tests {
 
     #[test]
     fn chooses_the_matching_entry() {
-        let index = [p("linux/arm/v6"), p("linux/arm64"), p("linux/amd64"), p("linux/arm/v7")];
+        let index = [
+            p("linux/arm/v6"),
+            p("linux/arm64"),
+            p("linux/amd64"),
+            p("linux/arm/v7"),
+        ];
         assert_eq!(p("linux/amd64").choose(&index), Some(2));
         assert_eq!(p("linux/arm64/v8").choose(&index), Some(1));
         assert_eq!(p("linux/arm/v7").choose(&index), Some(3));
@@ -118,7 +134,10 @@ mod tests {
         assert_eq!(p("linux/s390x").choose(&index), None);
         assert_eq!(p("windows/amd64").choose(&index), None);
         // Without a variant in the request, any variant will do.
-        let loose = Platform { variant: None, ..p("linux/arm") };
+        let loose = Platform {
+            variant: None,
+            ..p("linux/arm")
+        };
         assert_eq!(loose.choose(&index), Some(0));
     }
 }

@@ -45,7 +45,10 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 impl PullPolicy {
     /// Parses the service's `pull_policy` (absent: `missing`), with
     /// `pull_refresh_after` for `refresh`.
-    pub fn parse(policy: Option<&str>, refresh_after: Option<&str>) -> Result<PullPolicy, ImageError> {
+    pub fn parse(
+        policy: Option<&str>,
+        refresh_after: Option<&str>,
+    ) -> Result<PullPolicy, ImageError> {
         let bad = || ImageError::BadPullPolicy(policy.unwrap_or_default().to_owned());
         Ok(match policy.unwrap_or("missing") {
             "missing" | "if_not_present" => PullPolicy::Missing,
@@ -54,7 +57,9 @@ impl PullPolicy {
             "build" => PullPolicy::Build,
             "daily" => PullPolicy::Every(DAY),
             "weekly" => PullPolicy::Every(7 * DAY),
-            "refresh" => PullPolicy::Every(parse_period(refresh_after.ok_or_else(bad)?).ok_or_else(bad)?),
+            "refresh" => {
+                PullPolicy::Every(parse_period(refresh_after.ok_or_else(bad)?).ok_or_else(bad)?)
+            }
             other => match other.strip_prefix("every_").and_then(parse_period) {
                 Some(period) => PullPolicy::Every(period),
                 None => return Err(bad()),
@@ -89,7 +94,12 @@ fn parse_period(text: &str) -> Option<Duration> {
 
 /// Decides whether to pull. `last_pull` is when the store last pulled the
 /// image (`None` if never, e.g. loaded from a file).
-pub fn decide(policy: PullPolicy, present: bool, last_pull: Option<SystemTime>, now: SystemTime) -> PullDecision {
+pub fn decide(
+    policy: PullPolicy,
+    present: bool,
+    last_pull: Option<SystemTime>,
+    now: SystemTime,
+) -> PullDecision {
     match policy {
         PullPolicy::Always => PullDecision::Pull,
         PullPolicy::Build => PullDecision::Build,
@@ -126,14 +136,27 @@ mod tests {
         assert_eq!(parse("if_not_present"), PullPolicy::Missing);
         assert_eq!(parse("daily"), PullPolicy::Every(DAY));
         assert_eq!(parse("weekly"), PullPolicy::Every(7 * DAY));
-        assert_eq!(parse("every_12h"), PullPolicy::Every(Duration::from_secs(12 * 3600)));
+        assert_eq!(
+            parse("every_12h"),
+            PullPolicy::Every(Duration::from_secs(12 * 3600))
+        );
         assert_eq!(parse("every_1w2d"), PullPolicy::Every(9 * DAY));
-        assert_eq!(parse("every_90s"), PullPolicy::Every(Duration::from_secs(90)));
+        assert_eq!(
+            parse("every_90s"),
+            PullPolicy::Every(Duration::from_secs(90))
+        );
         assert_eq!(
             PullPolicy::parse(Some("refresh"), Some("30m")).unwrap(),
             PullPolicy::Every(Duration::from_secs(1800))
         );
-        for bad in ["sometimes", "every_", "every_12", "every_h", "every_0s", "refresh"] {
+        for bad in [
+            "sometimes",
+            "every_",
+            "every_12",
+            "every_h",
+            "every_0s",
+            "refresh",
+        ] {
             let err = PullPolicy::parse(Some(bad), None).unwrap_err().to_string();
             assert!(err.contains("pull_policy"), "{bad}: {err}");
         }
@@ -149,7 +172,10 @@ mod tests {
         assert_eq!(decide(PullPolicy::Missing, true, None, now), UseLocal);
         assert_eq!(decide(PullPolicy::Always, true, hour_ago, now), Pull);
         assert_eq!(decide(PullPolicy::Never, true, None, now), UseLocal);
-        assert_eq!(decide(PullPolicy::Never, false, None, now), MissingNeverPull);
+        assert_eq!(
+            decide(PullPolicy::Never, false, None, now),
+            MissingNeverPull
+        );
         assert_eq!(decide(PullPolicy::Build, false, None, now), Build);
         assert_eq!(decide(every_day, false, None, now), Pull);
         assert_eq!(decide(every_day, true, hour_ago, now), UseLocal);

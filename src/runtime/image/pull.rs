@@ -51,11 +51,19 @@ pub struct PullOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullEvent {
     /// The manifest is known: its digest and how many layers it has.
-    Resolved { reference: String, manifest: String, layers: usize },
+    Resolved {
+        reference: String,
+        manifest: String,
+        layers: usize,
+    },
     /// This layer is already in the store.
     LayerCached { digest: String, size: u64 },
     /// Bytes of a layer received so far.
-    LayerProgress { digest: String, done: u64, total: u64 },
+    LayerProgress {
+        digest: String,
+        done: u64,
+        total: u64,
+    },
     /// The layer is downloaded and verified.
     LayerDownloaded { digest: String, size: u64 },
     /// The layer is unpacked.
@@ -126,10 +134,12 @@ pub(crate) fn choose_platform<'a>(
         .iter()
         .enumerate()
         .filter_map(|(i, d)| {
-            d.platform
-                .as_ref()
-                .filter(|p| p.os != "unknown")
-                .map(|p| (i, Platform::new(&p.os, &p.architecture, p.variant.as_deref())))
+            d.platform.as_ref().filter(|p| p.os != "unknown").map(|p| {
+                (
+                    i,
+                    Platform::new(&p.os, &p.architecture, p.variant.as_deref()),
+                )
+            })
         })
         .collect();
     match wanted.choose(candidates.iter().map(|(_, p)| p)) {
@@ -137,7 +147,11 @@ pub(crate) fn choose_platform<'a>(
         None => Err(ImageError::NoPlatform {
             reference: reference.to_owned(),
             platform: wanted.to_string(),
-            available: candidates.iter().map(|(_, p)| p.to_string()).collect::<Vec<_>>().join(", "),
+            available: candidates
+                .iter()
+                .map(|(_, p)| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }
@@ -175,7 +189,11 @@ impl ImageStore {
         let _adding = self.adding()?;
         let credentials = match &options.credentials {
             Some(c) => c.clone(),
-            None => match options.docker_config.clone().or_else(DockerConfig::default_path) {
+            None => match options
+                .docker_config
+                .clone()
+                .or_else(DockerConfig::default_path)
+            {
                 Some(path) => DockerConfig::load(&path)?.credentials_for(&reference.registry)?,
                 None => Credentials::Anonymous,
             },
@@ -210,17 +228,27 @@ impl ImageStore {
                     .pull_manifest_raw(&at.to_oci(), &auth, ACCEPT)
                     .await
                     .map_err(|e| registry_error(reference, e))?;
-                check(&mbytes, &entry.digest, &format!("the {wanted} manifest of {shown}"))?;
+                check(
+                    &mbytes,
+                    &entry.digest,
+                    &format!("the {wanted} manifest of {shown}"),
+                )?;
                 let m = parse_manifest(&mbytes, &format!("the {wanted} manifest of {shown}"))?;
                 self.write_blob(Some(&digest), &bytes)?;
                 (Some(digest), mbytes, mdigest, m)
             }
             None => (None, bytes, digest, top),
         };
-        let config_desc = manifest.config.clone().ok_or_else(|| ImageError::NotAnImage {
-            reference: shown.clone(),
-            media_type: manifest.media_type.clone().unwrap_or_else(|| "manifest without a configuration".into()),
-        })?;
+        let config_desc = manifest
+            .config
+            .clone()
+            .ok_or_else(|| ImageError::NotAnImage {
+                reference: shown.clone(),
+                media_type: manifest
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| "manifest without a configuration".into()),
+            })?;
         progress(PullEvent::Resolved {
             reference: shown.clone(),
             manifest: manifest_digest.clone(),
@@ -238,10 +266,11 @@ impl ImageStore {
             self.write_blob(Some(&config_desc.digest), &out)?;
             out
         };
-        let config: ConfigFile = serde_json::from_slice(&config_bytes).map_err(|e| ImageError::BadJson {
-            what: format!("the configuration of {shown}"),
-            why: e.to_string(),
-        })?;
+        let config: ConfigFile =
+            serde_json::from_slice(&config_bytes).map_err(|e| ImageError::BadJson {
+                what: format!("the configuration of {shown}"),
+                why: e.to_string(),
+            })?;
         let diff_ids = config.rootfs.diff_ids.clone();
         if diff_ids.len() != manifest.layers.len() {
             return Err(ImageError::LayerCount {
@@ -251,26 +280,39 @@ impl ImageStore {
         }
 
         let client = Arc::new(client);
-        let concurrency = if options.concurrency == 0 { 3 } else { options.concurrency };
-        let jobs = manifest.layers.iter().zip(&diff_ids).map(|(layer, diff_id)| {
-            let client = Arc::clone(&client);
-            let oref = oref.clone();
-            async move {
-                self.fetch_layer(&client, &oref, reference, layer, diff_id, progress).await?;
-                Ok::<_, ImageError>(LayerRecord {
-                    blob: layer.digest.clone(),
-                    diff_id: diff_id.clone(),
-                    size: u64::try_from(layer.size).unwrap_or(0),
-                })
-            }
-        });
+        let concurrency = if options.concurrency == 0 {
+            3
+        } else {
+            options.concurrency
+        };
+        let jobs = manifest
+            .layers
+            .iter()
+            .zip(&diff_ids)
+            .map(|(layer, diff_id)| {
+                let client = Arc::clone(&client);
+                let oref = oref.clone();
+                async move {
+                    self.fetch_layer(&client, &oref, reference, layer, diff_id, progress)
+                        .await?;
+                    Ok::<_, ImageError>(LayerRecord {
+                        blob: layer.digest.clone(),
+                        diff_id: diff_id.clone(),
+                        size: u64::try_from(layer.size).unwrap_or(0),
+                    })
+                }
+            });
         let layers: Vec<LayerRecord> = futures_util::stream::iter(jobs)
             .buffered(concurrency)
             .try_collect()
             .await?;
 
         self.write_blob(Some(&manifest_digest), &manifest_bytes)?;
-        let repo_digest = format!("{}@{}", reference.name(), index_digest.as_ref().unwrap_or(&manifest_digest));
+        let repo_digest = format!(
+            "{}@{}",
+            reference.name(),
+            index_digest.as_ref().unwrap_or(&manifest_digest)
+        );
         let record = ImageRecord {
             id: config_desc.digest.clone(),
             manifest: manifest_digest,
@@ -310,7 +352,9 @@ impl ImageStore {
         }
         if !self.has_blob(&layer.digest) {
             let tmp = self.tmp_path("blob");
-            let result = self.download(client, oref, reference, layer, &tmp, progress).await;
+            let result = self
+                .download(client, oref, reference, layer, &tmp, progress)
+                .await;
             if let Err(e) = result {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e);
@@ -324,7 +368,9 @@ impl ImageStore {
         let (blob, diff) = (layer.digest.clone(), diff_id.to_owned());
         tokio::task::spawn_blocking(move || store.ensure_layer(&blob, Some(&diff)))
             .await
-            .map_err(|e| ImageError::io("unpack", self.layer_path(diff_id))(std::io::Error::other(e)))??;
+            .map_err(|e| {
+                ImageError::io("unpack", self.layer_path(diff_id))(std::io::Error::other(e))
+            })??;
         progress(PullEvent::LayerUnpacked {
             digest: layer.digest.clone(),
         });
@@ -351,7 +397,9 @@ impl ImageStore {
             .pull_blob_stream(oref, &desc)
             .await
             .map_err(|e| registry_error(reference, e))?;
-        let file = tokio::fs::File::create(tmp).await.map_err(ImageError::io("create", tmp))?;
+        let file = tokio::fs::File::create(tmp)
+            .await
+            .map_err(ImageError::io("create", tmp))?;
         let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
         let mut hasher = Sha256::new();
         let (mut done, mut reported) = (0u64, 0u64);
@@ -361,7 +409,9 @@ impl ImageStore {
                 why: format!("downloading layer {} failed: {e}", layer.digest),
             })?;
             hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(ImageError::io("write", tmp))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(ImageError::io("write", tmp))?;
             done += chunk.len() as u64;
             // One event per MiB is plenty for a display.
             if done - reported >= 1 << 20 {
@@ -387,7 +437,9 @@ impl ImageStore {
         let (tmp, digest) = (tmp.to_owned(), layer.digest.clone());
         tokio::task::spawn_blocking(move || store.publish_blob(&tmp, &digest))
             .await
-            .map_err(|e| ImageError::io("store", self.blob_path(&layer.digest))(std::io::Error::other(e)))?
+            .map_err(|e| {
+                ImageError::io("store", self.blob_path(&layer.digest))(std::io::Error::other(e))
+            })?
     }
 }
 
@@ -423,7 +475,9 @@ mod tests {
         )
         .unwrap();
         let entries = index.manifests.unwrap();
-        let pick = |p: &str| choose_platform(&entries, &Platform::parse(p).unwrap(), "x").map(|d| d.digest.clone());
+        let pick = |p: &str| {
+            choose_platform(&entries, &Platform::parse(p).unwrap(), "x").map(|d| d.digest.clone())
+        };
         assert_eq!(pick("linux/amd64").unwrap(), "sha256:b");
         assert_eq!(pick("linux/arm64").unwrap(), "sha256:a");
         let err = pick("linux/s390x").unwrap_err().to_string();

@@ -57,12 +57,17 @@ impl ImageRef {
         if let Some(tag) = tag {
             let ok = !tag.is_empty()
                 && tag.len() <= 128
-                && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && tag
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
                 && tag
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
             if !ok {
-                return Err(bad("its tag may hold only letters, digits, `_`, `.` and `-` (at most 128)"));
+                return Err(bad(
+                    "its tag may hold only letters, digits, `_`, `.` and `-` (at most 128)",
+                ));
             }
         }
         let (registry, path) = match name.split_once('/') {
@@ -73,6 +78,9 @@ impl ImageRef {
             }
             _ => (DOCKER_HUB.to_owned(), name.to_owned()),
         };
+        if !valid_registry(&registry) {
+            return Err(bad("its registry must be a host name or address with an optional numeric port"));
+        }
         let registry = match registry.as_str() {
             "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_owned(),
             _ => registry,
@@ -81,7 +89,9 @@ impl ImageRef {
             || path.split('/').any(|c| {
                 c.is_empty()
                     || !c.chars().all(|ch| {
-                        ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+                        ch.is_ascii_lowercase()
+                            || ch.is_ascii_digit()
+                            || matches!(ch, '.' | '_' | '-')
                     })
                     || !c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
             })
@@ -125,9 +135,11 @@ impl ImageRef {
     /// The reference the registry client understands.
     pub fn to_oci(&self) -> oci_client::Reference {
         match (&self.digest, &self.tag) {
-            (Some(d), _) => {
-                oci_client::Reference::with_digest(self.registry.clone(), self.repository.clone(), d.clone())
-            }
+            (Some(d), _) => oci_client::Reference::with_digest(
+                self.registry.clone(),
+                self.repository.clone(),
+                d.clone(),
+            ),
             (None, tag) => oci_client::Reference::with_tag(
                 self.registry.clone(),
                 self.repository.clone(),
@@ -174,15 +186,34 @@ impl FromStr for ImageRef {
     }
 }
 
+/// `host`, `host:port`, `[v6]:port`: docker's domain grammar.
+fn valid_registry(registry: &str) -> bool {
+    let (host, port) = match registry.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') => (h, Some(p)),
+        _ => (registry, None),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        !v6.is_empty() && v6.chars().all(|c| c.is_ascii_hexdigit() || c == ':')
+    } else {
+        !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    };
+    host_ok && port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
 /// Checks `sha256:<64 lowercase hex>` (the only algorithm registries use).
 pub fn check_digest(digest: &str) -> Result<(), String> {
     match digest.split_once(':') {
         Some(("sha256", hex))
-            if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) =>
+            if hex.len() == 64
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) =>
         {
             Ok(())
         }
-        _ => Err(format!("`{digest}` is not a digest of the form sha256:<64 hex digits>")),
+        _ => Err(format!(
+            "`{digest}` is not a digest of the form sha256:<64 hex digits>"
+        )),
     }
 }
 
@@ -199,22 +230,48 @@ mod tests {
         assert_eq!(full("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(full("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(full("user/app"), "docker.io/user/app:latest");
-        assert_eq!(full("index.docker.io/library/nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(
+            full("index.docker.io/library/nginx"),
+            "docker.io/library/nginx:latest"
+        );
         assert_eq!(full("ghcr.io/org/app:v1"), "ghcr.io/org/app:v1");
         assert_eq!(full("localhost/app"), "localhost/app:latest");
         assert_eq!(full("localhost:5000/a/b:t"), "localhost:5000/a/b:t");
         assert_eq!(full("127.0.0.1:5000/app"), "127.0.0.1:5000/app:latest");
         let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(full(&format!("busybox@{d}")), format!("docker.io/library/busybox@{d}"));
-        assert_eq!(full(&format!("busybox:1@{d}")), format!("docker.io/library/busybox:1@{d}"));
-        assert_eq!(ImageRef::parse("busybox").unwrap().familiar(), "busybox:latest");
-        assert_eq!(ImageRef::parse("user/app:2").unwrap().familiar(), "user/app:2");
-        assert_eq!(ImageRef::parse("ghcr.io/a/b").unwrap().familiar(), "ghcr.io/a/b:latest");
+        assert_eq!(
+            full(&format!("busybox@{d}")),
+            format!("docker.io/library/busybox@{d}")
+        );
+        assert_eq!(
+            full(&format!("busybox:1@{d}")),
+            format!("docker.io/library/busybox:1@{d}")
+        );
+        assert_eq!(
+            ImageRef::parse("busybox").unwrap().familiar(),
+            "busybox:latest"
+        );
+        assert_eq!(
+            ImageRef::parse("user/app:2").unwrap().familiar(),
+            "user/app:2"
+        );
+        assert_eq!(
+            ImageRef::parse("ghcr.io/a/b").unwrap().familiar(),
+            "ghcr.io/a/b:latest"
+        );
     }
 
     #[test]
     fn rejects_bad_references_with_a_reason() {
-        for bad in ["", "Busybox", "busybox:", "busybox@sha256:abc", "a//b", "busybox:bad/tag", "-x"] {
+        for bad in [
+            "",
+            "Busybox",
+            "busybox:",
+            "busybox@sha256:abc",
+            "a//b",
+            "busybox:bad/tag",
+            "-x",
+        ] {
             let err = ImageRef::parse(bad).unwrap_err().to_string();
             assert!(err.contains("not a valid image reference"), "{bad}: {err}");
         }
@@ -222,8 +279,16 @@ mod tests {
 
     #[test]
     fn local_registries_are_recognised() {
-        assert!(ImageRef::parse("127.0.0.1:5000/a").unwrap().is_local_registry());
-        assert!(ImageRef::parse("localhost:5000/a").unwrap().is_local_registry());
+        assert!(
+            ImageRef::parse("127.0.0.1:5000/a")
+                .unwrap()
+                .is_local_registry()
+        );
+        assert!(
+            ImageRef::parse("localhost:5000/a")
+                .unwrap()
+                .is_local_registry()
+        );
         assert!(!ImageRef::parse("ghcr.io/a").unwrap().is_local_registry());
         assert!(!ImageRef::parse("busybox").unwrap().is_local_registry());
     }

@@ -11,11 +11,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::ImageError;
 use super::config::{ConfigFile, ImageConfig};
 use super::platform::Platform;
 use super::reference::ImageRef;
 use super::unpack;
-use super::ImageError;
 
 /// An image in the store, ready for the planner and the runtime.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -111,7 +111,11 @@ static UNIQUE: AtomicU64 = AtomicU64::new(0);
 /// they reach here, but a name with a `/` must never become a path.
 fn hex(digest: &str) -> &str {
     let h = digest.strip_prefix("sha256:").unwrap_or(digest);
-    if h.contains('/') || h.starts_with('.') { "invalid" } else { h }
+    if h.contains('/') || h.starts_with('.') {
+        "invalid"
+    } else {
+        h
+    }
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -119,7 +123,9 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl ImageStore {
@@ -150,8 +156,12 @@ impl ImageStore {
 
     pub(crate) fn tmp_path(&self, what: &str) -> PathBuf {
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        self.dir.join("tmp").join(format!("{what}-{}-{n}-{nanos}", std::process::id()))
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        self.dir
+            .join("tmp")
+            .join(format!("{what}-{}-{n}-{nanos}", std::process::id()))
     }
 
     fn lock(&self, name: &str, shared: bool) -> Result<File, ImageError> {
@@ -162,7 +172,12 @@ impl ImageStore {
             .write(true)
             .open(&path)
             .map_err(ImageError::io("open the lock", &path))?;
-        if shared { file.lock_shared() } else { file.lock() }.map_err(ImageError::io("lock", &path))?;
+        if shared {
+            file.lock_shared()
+        } else {
+            file.lock()
+        }
+        .map_err(ImageError::io("lock", &path))?;
         Ok(file)
     }
 
@@ -194,7 +209,10 @@ impl ImageStore {
     }
 
     /// Changes the index under its lock.
-    fn update_index<T>(&self, change: impl FnOnce(&mut Index) -> Result<T, ImageError>) -> Result<T, ImageError> {
+    fn update_index<T>(
+        &self,
+        change: impl FnOnce(&mut Index) -> Result<T, ImageError>,
+    ) -> Result<T, ImageError> {
         let _lock = self.lock("index.lock", false)?;
         let mut index = self.read_index()?;
         let out = change(&mut index)?;
@@ -208,7 +226,11 @@ impl ImageStore {
 
     /// Stores `bytes` as a blob, checking them against `expected` when
     /// given. Returns the digest.
-    pub(crate) fn write_blob(&self, expected: Option<&str>, bytes: &[u8]) -> Result<String, ImageError> {
+    pub(crate) fn write_blob(
+        &self,
+        expected: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<String, ImageError> {
         let digest = sha256_hex(bytes);
         if let Some(expected) = expected
             && expected != digest
@@ -228,7 +250,12 @@ impl ImageStore {
 
     /// Hashes a file and moves (or, for a file that is not ours, copies)
     /// it into the blobs. Returns its digest and size.
-    pub(crate) fn add_blob_file(&self, file: &Path, expected: Option<&str>, consume: bool) -> Result<(String, u64), ImageError> {
+    pub(crate) fn add_blob_file(
+        &self,
+        file: &Path,
+        expected: Option<&str>,
+        consume: bool,
+    ) -> Result<(String, u64), ImageError> {
         let (digest, size) = {
             let f = File::open(file).map_err(ImageError::io("open", file))?;
             unpack::HashingReader::new(io::BufReader::with_capacity(256 * 1024, f))
@@ -264,7 +291,9 @@ impl ImageStore {
 
     /// Moves a verified temporary file to its digest's name, durably.
     pub(crate) fn publish_blob(&self, tmp: &Path, digest: &str) -> Result<(), ImageError> {
-        File::open(tmp).and_then(|f| f.sync_all()).map_err(ImageError::io("flush", tmp))?;
+        File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(ImageError::io("flush", tmp))?;
         let dest = self.blob_path(digest);
         fs::rename(tmp, &dest).map_err(ImageError::io("store the blob", &dest))?;
         Ok(())
@@ -278,7 +307,11 @@ impl ImageStore {
 
     /// Unpacks a stored layer blob, unless a layer with `expected` DiffID
     /// is already there. Returns the DiffID, checked against `expected`.
-    pub(crate) fn ensure_layer(&self, blob: &str, expected: Option<&str>) -> Result<String, ImageError> {
+    pub(crate) fn ensure_layer(
+        &self,
+        blob: &str,
+        expected: Option<&str>,
+    ) -> Result<String, ImageError> {
         if let Some(d) = expected
             && self.layer_path(d).is_dir()
         {
@@ -325,7 +358,11 @@ impl ImageStore {
 
     /// Records an image and points `tags` at it (moving them from any image
     /// they named before). Returns the image as stored.
-    pub(crate) fn register(&self, record: ImageRecord, tags: &[ImageRef]) -> Result<Image, ImageError> {
+    pub(crate) fn register(
+        &self,
+        record: ImageRecord,
+        tags: &[ImageRef],
+    ) -> Result<Image, ImageError> {
         let id = record.id.clone();
         self.update_index(|index| {
             let merged = match index.images.remove(&id) {
@@ -371,10 +408,16 @@ impl ImageStore {
             platform: record.platform.clone(),
             created: record.created.clone(),
             config: file.config.unwrap_or_default(),
-            layers: record.layers.iter().map(|l| self.layer_path(&l.diff_id)).collect(),
+            layers: record
+                .layers
+                .iter()
+                .map(|l| self.layer_path(&l.diff_id))
+                .collect(),
             diff_ids: record.layers.iter().map(|l| l.diff_id.clone()).collect(),
             size: record.layers.iter().map(|l| l.size).sum(),
-            pulled_at: record.pulled_at.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+            pulled_at: record
+                .pulled_at
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s)),
         })
     }
 
@@ -394,20 +437,26 @@ impl ImageStore {
     /// by ID (`sha256:…`), or by a unique ID prefix (at least 4 hex digits).
     pub fn resolve(&self, reference: &str) -> Result<Option<Image>, ImageError> {
         let index = self.read_index()?;
-        match find(&index, reference)? {
-            Some(id) => Ok(Some(self.image_of(&index, &index.images[&id])?)),
+        // A tag pointing at an unknown ID (an index edited by hand) is
+        // treated as absent rather than trusted.
+        match find(&index, reference)?.and_then(|id| index.images.get(&id)) {
+            Some(record) => Ok(Some(self.image_of(&index, record)?)),
             None => Ok(None),
         }
     }
 
     /// Like [`resolve`](Self::resolve), with a helpful error when absent.
     pub fn get(&self, reference: &str) -> Result<Image, ImageError> {
-        self.resolve(reference)?.ok_or_else(|| ImageError::NotFound(reference.to_owned()))
+        self.resolve(reference)?
+            .ok_or_else(|| ImageError::NotFound(reference.to_owned()))
     }
 
     /// Image IDs of the references containers use (unknown ones skipped):
     /// what `prune` and `remove` must keep.
-    pub fn ids_of<'a>(&self, references: impl IntoIterator<Item = &'a str>) -> Result<BTreeSet<String>, ImageError> {
+    pub fn ids_of<'a>(
+        &self,
+        references: impl IntoIterator<Item = &'a str>,
+    ) -> Result<BTreeSet<String>, ImageError> {
         let index = self.read_index()?;
         let mut out = BTreeSet::new();
         for r in references {
@@ -421,13 +470,26 @@ impl ImageStore {
     /// Removes a tag, or an image by ID. Removing the last tag of an image
     /// removes the image; its blobs and layers go unless another image
     /// shares them. `in_use`: IDs containers use.
-    pub fn remove(&self, reference: &str, in_use: &BTreeSet<String>, force: bool) -> Result<RemoveReport, ImageError> {
+    pub fn remove(
+        &self,
+        reference: &str,
+        in_use: &BTreeSet<String>,
+        force: bool,
+    ) -> Result<RemoveReport, ImageError> {
         let _gc = self.lock("gc.lock", false)?;
         let report = self.update_index(|index| {
-            let id = find(index, reference)?.ok_or_else(|| ImageError::NotFound(reference.to_owned()))?;
-            let tags: Vec<String> =
-                index.tags.iter().filter(|(_, v)| **v == id).map(|(k, _)| k.clone()).collect();
-            let by_tag = ImageRef::parse(reference).ok().map(|r| r.to_string()).filter(|t| tags.contains(t));
+            let id = find(index, reference)?
+                .ok_or_else(|| ImageError::NotFound(reference.to_owned()))?;
+            let tags: Vec<String> = index
+                .tags
+                .iter()
+                .filter(|(_, v)| **v == id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let by_tag = ImageRef::parse(reference)
+                .ok()
+                .map(|r| r.to_string())
+                .filter(|t| tags.contains(t));
             let mut report = RemoveReport::default();
             let untag: Vec<String> = match by_tag {
                 Some(t) => vec![t],
@@ -441,7 +503,9 @@ impl ImageStore {
             };
             let last = untag.len() == tags.len();
             if last && in_use.contains(&id) && !force {
-                return Err(ImageError::InUse { image: reference.to_owned() });
+                return Err(ImageError::InUse {
+                    image: reference.to_owned(),
+                });
             }
             for t in untag {
                 index.tags.remove(&t);
@@ -463,7 +527,12 @@ impl ImageStore {
     pub fn prune(&self, in_use: &BTreeSet<String>) -> Result<PruneReport, ImageError> {
         let _gc = self.lock("gc.lock", false)?;
         let removed = self.update_index(|index| {
-            let gone: Vec<String> = index.images.keys().filter(|id| !in_use.contains(*id)).cloned().collect();
+            let gone: Vec<String> = index
+                .images
+                .keys()
+                .filter(|id| !in_use.contains(*id))
+                .cloned()
+                .collect();
             for id in &gone {
                 index.images.remove(id);
             }
@@ -493,7 +562,10 @@ impl ImageStore {
         }
         let mut report = PruneReport::default();
         let blob_dir = self.dir.join("blobs/sha256");
-        for entry in fs::read_dir(&blob_dir).map_err(ImageError::io("list", &blob_dir))?.flatten() {
+        for entry in fs::read_dir(&blob_dir)
+            .map_err(ImageError::io("list", &blob_dir))?
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !blobs.contains(&name) {
                 report.bytes += entry.metadata().map_or(0, |m| m.len());
@@ -502,7 +574,10 @@ impl ImageStore {
             }
         }
         let layer_dir = self.dir.join("layers");
-        for entry in fs::read_dir(&layer_dir).map_err(ImageError::io("list", &layer_dir))?.flatten() {
+        for entry in fs::read_dir(&layer_dir)
+            .map_err(ImageError::io("list", &layer_dir))?
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !layers.contains(&name) {
                 // std's remove_dir_all never follows symlinks.
@@ -512,9 +587,16 @@ impl ImageStore {
         }
         // Leftovers of interrupted pulls: nobody is adding (we hold the lock).
         let tmp = self.dir.join("tmp");
-        for entry in fs::read_dir(&tmp).map_err(ImageError::io("list", &tmp))?.flatten() {
+        for entry in fs::read_dir(&tmp)
+            .map_err(ImageError::io("list", &tmp))?
+            .flatten()
+        {
             let path = entry.path();
-            let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
         }
         Ok(report)
     }
@@ -525,7 +607,11 @@ fn find(index: &Index, reference: &str) -> Result<Option<String>, ImageError> {
     if let Ok(r) = ImageRef::parse(reference) {
         if let Some(d) = &r.digest {
             let wanted = format!("{}@{d}", r.name());
-            if let Some(rec) = index.images.values().find(|i| i.repo_digests.contains(&wanted)) {
+            if let Some(rec) = index
+                .images
+                .values()
+                .find(|i| i.repo_digests.contains(&wanted))
+            {
                 return Ok(Some(rec.id.clone()));
             }
         } else if let Some(id) = index.tags.get(&r.to_string()) {
@@ -536,19 +622,30 @@ fn find(index: &Index, reference: &str) -> Result<Option<String>, ImageError> {
     if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
         return Ok(None);
     }
-    let hits: Vec<&String> = index.images.keys().filter(|id| hex(id).starts_with(prefix)).collect();
+    let hits: Vec<&String> = index
+        .images
+        .keys()
+        .filter(|id| hex(id).starts_with(prefix))
+        .collect();
     match hits.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some((*one).clone())),
         many => Err(ImageError::Ambiguous {
             reference: reference.to_owned(),
-            ids: many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            ids: many
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }
 
 /// Copies `reader` into a new temporary file of the store, hashing it.
-pub(crate) fn stage(store: &ImageStore, mut reader: impl Read) -> Result<(PathBuf, String, u64), ImageError> {
+pub(crate) fn stage(
+    store: &ImageStore,
+    mut reader: impl Read,
+) -> Result<(PathBuf, String, u64), ImageError> {
     let tmp = store.tmp_path("blob");
     let mut file = File::create(&tmp).map_err(ImageError::io("create", &tmp))?;
     let mut hasher = Sha256::new();

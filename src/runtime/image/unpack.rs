@@ -191,11 +191,7 @@ pub fn unpack_layer(blob: impl Read, dest: &Path) -> Result<Unpacked, UnpackErro
 
 /// The name of an entry, split into its components after the checks that
 /// need no file system: no absolute names, no `..`.
-fn components<'a>(
-    raw: &'a [u8],
-    shown: &str,
-    dest: &Path,
-) -> Result<Vec<&'a OsStr>, UnpackError> {
+fn components<'a>(raw: &'a [u8], shown: &str, dest: &Path) -> Result<Vec<&'a OsStr>, UnpackError> {
     if raw.first() == Some(&b'/') {
         return Err(UnpackError::Unsafe {
             entry: shown.to_owned(),
@@ -233,7 +229,9 @@ fn join(parts: &[&OsStr]) -> PathBuf {
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 /// Opening a directory by a path: symlinks inside the layer may be
 /// followed, `BENEATH` keeps the resolution inside.
-const RESOLVE_DIR: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+const RESOLVE_DIR: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC);
 /// Opening a directory entry just created or checked: never a symlink.
 const DIR_FLAGS: OFlags = RESOLVE_DIR.union(OFlags::NOFOLLOW);
 
@@ -367,7 +365,10 @@ impl Unpacker<'_> {
                     .map_err(|e| self.io("set the owner and mode of", &shown)(e.into()))?;
                 return Ok(());
             }
-            return Err(self.unsafe_entry(&shown, "names the layer directory itself but is not a directory"));
+            return Err(self.unsafe_entry(
+                &shown,
+                "names the layer directory itself but is not a directory",
+            ));
         };
         let parent = self.open_dir(parent_parts, &shown)?;
         let name_bytes = name.as_bytes();
@@ -480,12 +481,12 @@ impl Unpacker<'_> {
                     rustix::io::Errno::XDEV
                     | rustix::io::Errno::LOOP
                     | rustix::io::Errno::NOENT
-                    | rustix::io::Errno::NOTDIR => {
-                        self.unsafe_entry(
-                            &shown,
-                            format!("is a hardlink to `{shown_target}`, which is not a file of this layer"),
-                        )
-                    }
+                    | rustix::io::Errno::NOTDIR => self.unsafe_entry(
+                        &shown,
+                        format!(
+                            "is a hardlink to `{shown_target}`, which is not a file of this layer"
+                        ),
+                    ),
                     e => self.io("resolve the hardlink target of", &shown)(e.into()),
                 })?;
                 self.clear(&parent, name, false, &shown)?;
@@ -637,7 +638,10 @@ mod tests {
         );
         assert!(components(b"./", "x", dest).unwrap().is_empty());
         let err = components(b"a/../../etc", "a/../../etc", dest).unwrap_err();
-        assert!(err.to_string().contains("`a/../../etc` contains a `..`"), "{err}");
+        assert!(
+            err.to_string().contains("`a/../../etc` contains a `..`"),
+            "{err}"
+        );
         let err = components(b"/etc/passwd", "/etc/passwd", dest).unwrap_err();
         assert!(err.to_string().contains("absolute"), "{err}");
     }
@@ -645,7 +649,10 @@ mod tests {
     #[test]
     fn compression_is_recognised_by_magic() {
         assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
-        assert_eq!(Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
         assert_eq!(Compression::sniff(b"bin/"), Compression::None);
     }
 }

@@ -10,6 +10,7 @@ mod generate;
 mod image;
 mod pull;
 pub mod render;
+mod volume;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,6 +39,7 @@ pub fn main() -> ExitCode {
     };
     let result = match &cli.command {
         args::Command::Config(a) => config::run(&cli.global, a),
+        args::Command::Volume(v) => volume::run(&cli.global, v),
         args::Command::Completion { shell } => generate::completion(*shell),
         args::Command::Man => generate::man(),
         args::Command::Pull(a) => pull::run(&cli.global, a),

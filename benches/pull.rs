@@ -43,14 +43,25 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let runs: usize = std::env::var("STACK_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let runs: usize = std::env::var("STACK_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
     let work = tempfile::tempdir().unwrap();
     let registry = images::Registry::start();
     let layout = work.path().join("layout");
     const MIB: usize = 1 << 20;
-    let layer2 = vec![("data/random.bin", noise(12 * MIB, 1)), ("data/text.txt", text(8 * MIB))];
+    let layer2 = vec![
+        ("data/random.bin", noise(12 * MIB, 1)),
+        ("data/text.txt", text(8 * MIB)),
+    ];
     let layer3 = (0..200)
-        .map(|i| (Box::leak(format!("srv/file{i}.bin").into_boxed_str()) as &str, noise(64 * 1024, i + 7)))
+        .map(|i| {
+            (
+                Box::leak(format!("srv/file{i}.bin").into_boxed_str()) as &str,
+                noise(64 * 1024, i + 7),
+            )
+        })
         .collect::<Vec<_>>();
     images::umoci_image(work.path(), &layout, "v1", "amd64", &[layer2, layer3]);
     let reference = images::push(&registry, &layout, "v1", "bench/app", &[]);
@@ -59,7 +70,10 @@ fn main() {
         .flatten()
         .map(|e| e.metadata().unwrap().len())
         .sum();
-    println!("image: {reference}, 3 layers, {:.1} MiB of blobs in the layout", blobs as f64 / MIB as f64);
+    println!(
+        "image: {reference}, 3 layers, {:.1} MiB of blobs in the layout",
+        blobs as f64 / MIB as f64
+    );
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let image_ref = ImageRef::parse(&reference).unwrap();
@@ -73,7 +87,9 @@ fn main() {
             docker_config: Some(root.join("none.json")),
             ..PullOptions::default()
         };
-        let image = runtime.block_on(store.pull(&image_ref, &options, &|_| {})).unwrap();
+        let image = runtime
+            .block_on(store.pull(&image_ref, &options, &|_| {}))
+            .unwrap();
         ours.push(start.elapsed());
         assert_eq!(image.layers.len(), 3);
 
@@ -90,30 +106,52 @@ fn main() {
         );
         let layout_dir = dir.join("layout");
         for layer in layers_of(&layout_dir) {
-            images::run(Command::new("tar").arg("-xzf").arg(&layer).arg("-C").arg(&rootfs));
+            images::run(
+                Command::new("tar")
+                    .arg("-xzf")
+                    .arg(&layer)
+                    .arg("-C")
+                    .arg(&rootfs),
+            );
         }
         theirs.push(start.elapsed());
         let _ = std::fs::remove_dir_all(&root);
         let _ = std::fs::remove_dir_all(&dir);
     }
     let (a, b) = (median(ours), median(theirs));
-    println!("stack pull + unpack:        {:>8.1} ms (median of {runs})", a.as_secs_f64() * 1e3);
-    println!("skopeo copy + tar -x:       {:>8.1} ms (median of {runs})", b.as_secs_f64() * 1e3);
-    println!("ratio stack / skopeo+tar:   {:>8.2} (goal: <= 1)", a.as_secs_f64() / b.as_secs_f64());
+    println!(
+        "stack pull + unpack:        {:>8.1} ms (median of {runs})",
+        a.as_secs_f64() * 1e3
+    );
+    println!(
+        "skopeo copy + tar -x:       {:>8.1} ms (median of {runs})",
+        b.as_secs_f64() * 1e3
+    );
+    println!(
+        "ratio stack / skopeo+tar:   {:>8.2} (goal: <= 1)",
+        a.as_secs_f64() / b.as_secs_f64()
+    );
 }
 
 /// The layer blobs of the only image of an OCI layout, bottom first.
 fn layers_of(layout: &Path) -> Vec<std::path::PathBuf> {
     let read = |d: &str| -> serde_json::Value {
-        let path = layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+        let path = layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"));
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     };
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
     manifest["layers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| layout.join("blobs/sha256").join(l["digest"].as_str().unwrap().trim_start_matches("sha256:")))
+        .map(|l| {
+            layout
+                .join("blobs/sha256")
+                .join(l["digest"].as_str().unwrap().trim_start_matches("sha256:"))
+        })
         .collect()
 }

@@ -325,15 +325,31 @@ fn stack_pull_pulls_the_services_images() {
 
     // One service's image is missing: the command fails and says which,
     // unless told to go on.
-    let failed = stack(&root).arg("-f").arg(&compose).arg("pull").output().unwrap();
+    let failed = stack(&root)
+        .arg("-f")
+        .arg(&compose)
+        .arg("pull")
+        .output()
+        .unwrap();
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("service `broken`") && stderr.contains("--ignore-pull-failures"), "{stderr}");
-    let ok = stack(&root).arg("-f").arg(&compose).args(["pull", "-q", "--ignore-pull-failures"]).output().unwrap();
+    assert!(
+        stderr.contains("service `broken`") && stderr.contains("--ignore-pull-failures"),
+        "{stderr}"
+    );
+    let ok = stack(&root)
+        .arg("-f")
+        .arg(&compose)
+        .args(["pull", "-q", "--ignore-pull-failures"])
+        .output()
+        .unwrap();
     assert!(ok.status.success());
     let store = ImageStore::open(&root).unwrap();
     assert!(store.resolve(&reference).unwrap().is_some());
-    assert!(store.resolve("local/built").unwrap().is_none(), "pull_policy: build is not pulled");
+    assert!(
+        store.resolve("local/built").unwrap().is_none(),
+        "pull_policy: build is not pulled"
+    );
 
     // Only the named service.
     let root2 = work.path().join("root2");

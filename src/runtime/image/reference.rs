@@ -79,7 +79,9 @@ impl ImageRef {
             _ => (DOCKER_HUB.to_owned(), name.to_owned()),
         };
         if !valid_registry(&registry) {
-            return Err(bad("its registry must be a host name or address with an optional numeric port"));
+            return Err(bad(
+                "its registry must be a host name or address with an optional numeric port",
+            ));
         }
         let registry = match registry.as_str() {
             "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_owned(),
@@ -195,7 +197,10 @@ fn valid_registry(registry: &str) -> bool {
     let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         !v6.is_empty() && v6.chars().all(|c| c.is_ascii_hexdigit() || c == ':')
     } else {
-        !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
     };
     host_ok && port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }

@@ -45,6 +45,11 @@ fn loads_a_docker_save_archive() {
     assert!(image.pulled_at.is_none());
     // Every blob the image needs is in the store, under its digest.
     assert!(store.has_blob(&image.id) && store.has_blob(&image.manifest_digest));
+    // Flattened: both layers in one directory.
+    let flat = work.path().join("flat");
+    std::fs::create_dir(&flat).unwrap();
+    store.flatten(&image, &flat).unwrap();
+    assert!(flat.join("bin/busybox").is_file() && flat.join("etc/motd").is_file());
     assert_eq!(
         std::fs::read_dir(store.dir().join("tmp")).unwrap().count(),
         0

@@ -313,3 +313,42 @@ fn whiteouts_and_opaque_directories_merge_as_expected_under_overlayfs() {
     seen.sort();
     assert_eq!(seen, ["a", "a/y", "c", "c/new", "d", "d/added", "d/keep"]);
 }
+
+#[test]
+fn flattening_applies_whiteouts_and_opaque_directories() {
+    use stack::runtime::image::unpack::{Whiteouts, unpack_layer_with};
+    let work = tempfile::tempdir().unwrap();
+    let dest = work.path().join("flat");
+    std::fs::create_dir_all(&dest).unwrap();
+    let base = RawTar::new()
+        .dir("a")
+        .file("a/x", b"x")
+        .file("a/y", b"y")
+        .file("b", b"b")
+        .dir("c")
+        .file("c/z", b"z")
+        .dir("c/sub")
+        .file("c/sub/deep", b"d")
+        .dir("e")
+        .file("e/f", b"f")
+        .finish();
+    let top = RawTar::new()
+        .file("a/.wh.x", b"")
+        .file(".wh.b", b"")
+        .dir("c")
+        .file("c/.wh..wh..opq", b"")
+        .file("c/new", b"n")
+        .file("e", b"now a file")
+        .finish();
+    unpack_layer_with(&base[..], &dest, Whiteouts::Apply).unwrap();
+    unpack_layer_with(&top[..], &dest, Whiteouts::Apply).unwrap();
+    let mut seen = Vec::new();
+    walk(&dest, &dest.join("none"), &mut seen);
+    let mut seen: Vec<String> = seen
+        .iter()
+        .map(|s| s.strip_prefix("flat/").unwrap_or(s).to_owned())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["a", "a/y", "c", "c/new", "e"]);
+    assert_eq!(std::fs::read(dest.join("e")).unwrap(), b"now a file");
+}

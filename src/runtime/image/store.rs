@@ -421,6 +421,34 @@ impl ImageStore {
         })
     }
 
+    /// Writes the image's merged file system (every layer, whiteouts
+    /// applied) into `dest`, an existing empty directory: for copying an
+    /// image's content without mounting it. Uses the layer blobs, through
+    /// the same confined unpacker.
+    pub fn flatten(&self, image: &Image, dest: &Path) -> Result<(), ImageError> {
+        let index = self.read_index()?;
+        let record = index
+            .images
+            .get(&image.id)
+            .ok_or_else(|| ImageError::NotFound(image.id.clone()))?;
+        for layer in &record.layers {
+            let path = self.blob_path(&layer.blob);
+            let file = File::open(&path).map_err(ImageError::io(
+                "open the layer blob (pull the image again if it is missing)",
+                &path,
+            ))?;
+            let unpacked = unpack::unpack_layer_with(file, dest, unpack::Whiteouts::Apply)?;
+            if unpacked.diff_id != layer.diff_id {
+                return Err(ImageError::DigestMismatch {
+                    what: format!("layer {}", layer.blob),
+                    expected: layer.diff_id.clone(),
+                    actual: unpacked.diff_id,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Every image, newest first by creation, then by ID.
     pub fn list(&self) -> Result<Vec<Image>, ImageError> {
         let index = self.read_index()?;

@@ -36,9 +36,11 @@
 //! configuration lists) is computed while unpacking, so the caller can check
 //! that the layer is the one the image promised.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -150,11 +152,32 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// What to do with whiteouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Write them as overlayfs whiteouts: for a layer directory of its own.
+    Overlay,
+    /// Apply them to what `dest` already holds (the layers below, unpacked
+    /// there before): `.wh.NAME` deletes NAME, an opaque marker empties
+    /// its directory of everything but this layer's entries. For a
+    /// flattened copy of an image (volume copy-up, export).
+    Apply,
+}
+
 /// Unpacks a layer blob (compressed or not) into the directory `dest`,
 /// which must exist and should be empty. Whiteouts become overlayfs
 /// whiteouts. On error, `dest` holds a partial layer that the caller
 /// must discard; nothing outside it was touched.
 pub fn unpack_layer(blob: impl Read, dest: &Path) -> Result<Unpacked, UnpackError> {
+    unpack_layer_with(blob, dest, Whiteouts::Overlay)
+}
+
+/// [`unpack_layer`], choosing what whiteouts become.
+pub fn unpack_layer_with(
+    blob: impl Read,
+    dest: &Path,
+    whiteouts: Whiteouts,
+) -> Result<Unpacked, UnpackError> {
     let reader = decompress(blob).map_err(UnpackError::Archive)?;
     let mut hashing = HashingReader::new(reader);
     let root: OwnedFd = rustix::fs::open(
@@ -172,6 +195,8 @@ pub fn unpack_layer(blob: impl Read, dest: &Path) -> Result<Unpacked, UnpackErro
         root: root.as_fd(),
         dest,
         dir_times: Vec::new(),
+        whiteouts,
+        written: HashSet::new(),
     };
     {
         let mut archive = tar::Archive::new(&mut hashing);
@@ -240,6 +265,10 @@ struct Unpacker<'a> {
     /// Directory modification times, applied at the end because creating
     /// entries inside a directory changes its time.
     dir_times: Vec<(Vec<u8>, u64)>,
+    whiteouts: Whiteouts,
+    /// Entries this layer wrote (normalized paths): an opaque directory
+    /// being applied keeps these and removes what the layers below had.
+    written: HashSet<Vec<u8>>,
 }
 
 /// The whiteout prefix of the OCI layer format.
@@ -328,16 +357,60 @@ impl Unpacker<'_> {
                 if is_dir && keep_dir {
                     return Ok(true);
                 }
-                let flags = if is_dir {
-                    AtFlags::REMOVEDIR
-                } else {
-                    AtFlags::empty()
-                };
-                rustix::fs::unlinkat(parent, name, flags)
-                    .map_err(|e| self.io("replace the existing file at", entry)(e.into()))?;
+                self.remove(parent, name, is_dir, entry)?;
                 Ok(false)
             }
         }
+    }
+
+    /// Removes `name` from `parent`, a directory with all it holds.
+    fn remove(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        is_dir: bool,
+        entry: &str,
+    ) -> Result<(), UnpackError> {
+        if !is_dir {
+            return rustix::fs::unlinkat(parent, name, AtFlags::empty())
+                .map_err(|e| self.io("remove the existing file at", entry)(e.into()));
+        }
+        // Through the parent's descriptor (/proc/self/fd/N), so the walk is
+        // anchored where openat2 confined it; std's remove_dir_all opens
+        // the last component without following it and never follows
+        // symlinks inside.
+        let anchored = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd())).join(name);
+        std::fs::remove_dir_all(&anchored)
+            .map_err(self.io("remove the existing directory at", entry))
+    }
+
+    /// Empties a directory of what the layers below put there (an opaque
+    /// marker being applied): all but this layer's own entries.
+    fn make_opaque(
+        &self,
+        dir: &OwnedFd,
+        dir_parts: &[&OsStr],
+        entry: &str,
+    ) -> Result<(), UnpackError> {
+        let listing = rustix::fs::Dir::read_from(dir)
+            .map_err(|e| self.io("list the directory of", entry)(e.into()))?;
+        let mut doomed = Vec::new();
+        for child in listing {
+            let child = child.map_err(|e| self.io("list the directory of", entry)(e.into()))?;
+            let name = OsStr::from_bytes(child.file_name().to_bytes()).to_owned();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let mut key: Vec<&OsStr> = dir_parts.to_vec();
+            key.push(&name);
+            if !self.written.contains(&key_of(&key)) {
+                doomed.push((name.clone(), child.file_type() == FileType::Directory));
+            }
+        }
+        for (name, is_dir) in doomed {
+            self.remove(dir, &name, is_dir, entry)?;
+        }
+        Ok(())
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
@@ -371,6 +444,9 @@ impl Unpacker<'_> {
         let name_bytes = name.as_bytes();
 
         // Whiteouts: translate to overlayfs's spelling.
+        if name_bytes == OPAQUE && self.whiteouts == Whiteouts::Apply {
+            return self.make_opaque(&parent, parent_parts, &shown);
+        }
         if name_bytes == OPAQUE {
             rustix::fs::fsetxattr(
                 &parent,
@@ -387,6 +463,9 @@ impl Unpacker<'_> {
                 return Err(self.unsafe_entry(&shown, "is a whiteout without a name"));
             }
             self.clear(&parent, hidden, false, &shown)?;
+            if self.whiteouts == Whiteouts::Apply {
+                return Ok(());
+            }
             rustix::fs::mknodat(
                 &parent,
                 hidden,
@@ -398,6 +477,7 @@ impl Unpacker<'_> {
             return Ok(());
         }
 
+        self.written.insert(key_of(&parts));
         let xattrs = pax_xattrs(entry).map_err(UnpackError::Archive)?;
         let owner = (Some(ugid_u(uid)), Some(ugid_g(gid)));
         match kind {
@@ -583,6 +663,18 @@ impl Unpacker<'_> {
         }
         Ok(())
     }
+}
+
+/// The normalized form of an entry's path, for the `written` set.
+fn key_of(parts: &[&OsStr]) -> Vec<u8> {
+    let mut key = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(b'/');
+        }
+        key.extend_from_slice(p.as_bytes());
+    }
+    key
 }
 
 fn timestamps(mtime: u64) -> Timestamps {

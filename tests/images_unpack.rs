@@ -358,13 +358,26 @@ fn a_directory_entry_over_a_symlink_does_not_touch_its_target() {
     // The shape of CVE-2026-33056: symlink `d` -> outside, then directory `d/.`.
     let sandbox = Sandbox::new();
     let outside = sandbox.outside().display().to_string();
-    let before = std::fs::metadata(sandbox.outside()).unwrap().permissions().mode();
+    let before = std::fs::metadata(sandbox.outside())
+        .unwrap()
+        .permissions()
+        .mode();
     let bytes = RawTar::new()
         .symlink("d", &outside)
         .entry("d/.", tar::EntryType::Directory, "", b"", 0o777)
         .finish();
     unpack_layer(&bytes[..], &sandbox.layer()).unwrap();
-    assert!(std::fs::symlink_metadata(sandbox.layer().join("d")).unwrap().is_dir());
-    assert_eq!(std::fs::metadata(sandbox.outside()).unwrap().permissions().mode(), before);
+    assert!(
+        std::fs::symlink_metadata(sandbox.layer().join("d"))
+            .unwrap()
+            .is_dir()
+    );
+    assert_eq!(
+        std::fs::metadata(sandbox.outside())
+            .unwrap()
+            .permissions()
+            .mode(),
+        before
+    );
     sandbox.assert_outside_untouched();
 }

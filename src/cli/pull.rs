@@ -2,8 +2,11 @@
 //!
 //! Services with `pull_policy: build` (built, not pulled) and `never` are
 //! skipped, as docker compose does; the others are pulled whatever their
-//! policy, because asking to pull is the point of the command.
+//! policy, because asking to pull is the point of the command. Every
+//! distinct image is pulled at once; a failure names the services that
+//! wanted the image.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use anyhow::Context as _;
@@ -17,8 +20,8 @@ pub fn run(global: &Global, args: &PullArgs) -> Result<(), Failure> {
     let opts = super::load_options(global, &args.services)?;
     let project = spec::load(&opts)?;
     let store = ImageStore::open(&global.root)?;
-    let runtime = runtime()?;
-    let mut failures = 0;
+    // What to pull: each (image, platform) once, with the services using it.
+    let mut wanted: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
     for (name, service) in &project.stack.services {
         if !args.services.is_empty() && !args.services.contains(name) {
             continue;
@@ -31,32 +34,51 @@ pub fn run(global: &Global, args: &PullArgs) -> Result<(), Failure> {
         if matches!(policy, PullPolicy::Build | PullPolicy::Never) {
             continue;
         }
-        let result = (|| -> anyhow::Result<()> {
-            let reference = ImageRef::parse(image)?;
-            let platform = service
-                .platform
-                .as_deref()
-                .map(Platform::parse)
-                .transpose()?;
-            let options = options(platform, &args.registry);
-            let progress = printer(args.quiet);
-            let pulled = runtime.block_on(store.pull(&reference, &options, &progress))?;
-            if !args.quiet {
+        wanted
+            .entry((image.clone(), service.platform.clone()))
+            .or_default()
+            .push(name.clone());
+    }
+    let progress = printer(args.quiet);
+    let pull_one = |image: &str, platform: Option<&str>| {
+        let store = &store;
+        let progress = &progress;
+        let parsed = ImageRef::parse(image).and_then(|r| {
+            let platform = platform.map(Platform::parse).transpose()?;
+            Ok((r, options(platform, &args.registry)))
+        });
+        async move {
+            let (reference, options) = parsed?;
+            store.pull(&reference, &options, progress).await
+        }
+    };
+    // All images at once, as docker compose does; each pull also fetches
+    // its layers concurrently.
+    let results = runtime()?.block_on(futures_util::future::join_all(
+        wanted
+            .keys()
+            .map(|(image, platform)| pull_one(image, platform.as_deref())),
+    ));
+    let mut failures = 0;
+    for (((image, _), services), result) in wanted.iter().zip(results) {
+        match result {
+            Ok(pulled) if !args.quiet => {
                 let _ = writeln!(
                     std::io::stderr(),
-                    "{name}: pulled {} ({})",
-                    reference.familiar(),
+                    "{}: pulled {image} ({})",
+                    services.join(", "),
                     pulled.id
                 );
             }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            failures += 1;
-            let _ = writeln!(
-                std::io::stderr(),
-                "error: service `{name}`: cannot pull {image}: {e:#}"
-            );
+            Ok(_) => {}
+            Err(e) => {
+                failures += 1;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "error: service `{}`: cannot pull {image}: {e}",
+                    services.join("`, `")
+                );
+            }
         }
     }
     if failures > 0 && !args.ignore_pull_failures {

@@ -381,3 +381,44 @@ fn a_directory_entry_over_a_symlink_does_not_touch_its_target() {
     );
     sandbox.assert_outside_untouched();
 }
+
+/// One PAX record: `<length> <key>=<value>\n`, the length counting itself.
+fn pax_record(key: &str, value: &str) -> String {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while format!("{len}").len() + body.len() != len {
+        len += 1;
+    }
+    format!("{len}{body}")
+}
+
+#[test]
+fn pax_records_give_extended_attributes_and_large_owners() {
+    let sandbox = Sandbox::new();
+    let records = [
+        ("SCHILY.xattr.user.origin", "layer"),
+        ("uid", "3000000"),
+        ("gid", "3000001"),
+    ]
+    .iter()
+    .map(|(k, v)| pax_record(k, v))
+    .collect::<String>();
+    let bytes = RawTar::new()
+        .entry(
+            "PaxHeader/big",
+            tar::EntryType::XHeader,
+            "",
+            records.as_bytes(),
+            0o644,
+        )
+        .entry("big", tar::EntryType::Regular, "", b"hi", 0o640)
+        .finish();
+    unpack_layer(&bytes[..], &sandbox.layer()).unwrap();
+    let big = sandbox.layer().join("big");
+    let meta = std::fs::metadata(&big).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (3_000_000, 3_000_001));
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+    let mut value = [0u8; 16];
+    let n = rustix::fs::getxattr(&big, "user.origin", &mut value[..]).unwrap();
+    assert_eq!(&value[..n], b"layer");
+}

@@ -423,8 +423,16 @@ impl Unpacker<'_> {
         let parts = components(&raw, &shown, self.dest)?;
         let header = entry.header().clone();
         let mode = Mode::from_raw_mode(header.mode().map_err(UnpackError::Archive)? & 0o7777);
-        let uid = header.uid().map_err(UnpackError::Archive)?;
-        let gid = header.gid().map_err(UnpackError::Archive)?;
+        let pax = pax_records(entry).map_err(UnpackError::Archive)?;
+        // PAX records override the header's octal fields (large ids).
+        let uid = match pax.uid {
+            Some(uid) => uid,
+            None => header.uid().map_err(UnpackError::Archive)?,
+        };
+        let gid = match pax.gid {
+            Some(gid) => gid,
+            None => header.gid().map_err(UnpackError::Archive)?,
+        };
         let mtime = header.mtime().unwrap_or(0);
 
         let Some((&name, parent_parts)) = parts.split_last() else {
@@ -478,7 +486,7 @@ impl Unpacker<'_> {
         }
 
         self.written.insert(key_of(&parts));
-        let xattrs = pax_xattrs(entry).map_err(UnpackError::Archive)?;
+        let xattrs = pax.xattrs;
         let owner = (Some(ugid_u(uid)), Some(ugid_g(gid)));
         match kind {
             tar::EntryType::Directory => {
@@ -698,16 +706,31 @@ fn ugid_g(raw: u64) -> rustix::fs::Gid {
     rustix::fs::Gid::from_raw(u32::try_from(raw).unwrap_or(65534))
 }
 
-/// Extended attributes recorded as PAX `SCHILY.xattr.NAME` records.
-fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String, Vec<u8>)>> {
-    let mut out = Vec::new();
-    if let Some(pax) = entry.pax_extensions()? {
-        for ext in pax {
-            let ext = ext?;
-            if let Ok(key) = ext.key()
-                && let Some(name) = key.strip_prefix("SCHILY.xattr.")
-            {
-                out.push((name.to_owned(), ext.value_bytes().to_vec()));
+/// What an entry's PAX extended header says that stack uses.
+#[derive(Default)]
+struct Pax {
+    /// `SCHILY.xattr.NAME` records: extended attributes.
+    xattrs: Vec<(String, Vec<u8>)>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+}
+
+fn pax_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Pax> {
+    let mut out = Pax::default();
+    if let Some(records) = entry.pax_extensions()? {
+        for record in records {
+            let record = record?;
+            let Ok(key) = record.key() else { continue };
+            let number = || record.value().ok().and_then(|v| v.parse().ok());
+            match key {
+                "uid" => out.uid = number(),
+                "gid" => out.gid = number(),
+                _ => {
+                    if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                        out.xattrs
+                            .push((name.to_owned(), record.value_bytes().to_vec()));
+                    }
+                }
             }
         }
     }

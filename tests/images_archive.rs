@@ -133,6 +133,11 @@ fn imports_a_rootfs_tar_and_directory_with_changes() {
     let image = store.get("mybox:1").unwrap();
     assert_eq!(id.trim(), image.id);
     assert_eq!(image.tags, ["docker.io/library/mybox:1"]);
+    // By a short ID, with or without the algorithm, and by full name.
+    assert_eq!(store.get(&image.id[7..19]).unwrap().id, image.id);
+    assert_eq!(store.get(&image.id[..19]).unwrap().id, image.id);
+    assert_eq!(store.get("docker.io/library/mybox:1").unwrap().id, image.id);
+    assert!(store.resolve("mybox:2").unwrap().is_none());
     assert_eq!(
         image.config.cmd.as_deref().unwrap(),
         ["/bin/sh", "-c", "echo hi"]

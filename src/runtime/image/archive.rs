@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::config::{ConfigFile, ImageConfig, RootFs};
 use super::platform::Platform;
-use super::pull::{choose_platform, parse_manifest};
+use super::pull::{check_layers, choose_platform, parse_manifest};
 use super::reference::{ImageRef, check_digest};
 use super::store::{ImageRecord, ImageStore, LayerRecord, stage};
 use super::{Image, ImageError, unpack};
@@ -131,6 +131,10 @@ impl ImageStore {
                     layers: entry.layers.len(),
                     diff_ids: config.rootfs.diff_ids.len(),
                 });
+            }
+            for diff_id in &config.rootfs.diff_ids {
+                check_digest(diff_id)
+                    .map_err(|why| bad(format!("its configuration lists a bad DiffID: {why}")))?;
             }
             let mut layers = Vec::new();
             let mut descriptors = Vec::new();
@@ -257,12 +261,11 @@ impl ImageStore {
                     what: format!("the configuration {}", config_desc.digest),
                     why: e.to_string(),
                 })?;
-            if config.rootfs.diff_ids.len() != manifest.layers.len() {
-                return Err(ImageError::LayerCount {
-                    layers: manifest.layers.len(),
-                    diff_ids: config.rootfs.diff_ids.len(),
-                });
-            }
+            check_layers(
+                &manifest,
+                &config.rootfs.diff_ids,
+                &shown.display().to_string(),
+            )?;
             let mut layers = Vec::new();
             for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
                 if !self.layer_path(diff_id).is_dir() || !self.has_blob(&layer.digest) {

@@ -21,7 +21,9 @@
 //!
 //! Blobs and layers are immutable once in place and named by content, so
 //! two processes pulling the same image at once can only write the same
-//! bytes; the one that renames second discards its copy.
+//! bytes; the one that renames second discards its copy. An interrupted
+//! pull leaves verified blobs that the next pull reuses and that `prune`
+//! removes if nothing comes to need them.
 //!
 //! Where images come from: [`ImageStore::pull`] (any OCI distribution
 //! registry, Docker Hub included), [`ImageStore::load_archive`] (`docker

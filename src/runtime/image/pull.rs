@@ -28,7 +28,7 @@ use tokio::io::AsyncWriteExt as _;
 use super::auth::{Credentials, DockerConfig};
 use super::config::ConfigFile;
 use super::platform::Platform;
-use super::reference::ImageRef;
+use super::reference::{ImageRef, check_digest};
 use super::store::{ImageRecord, ImageStore, LayerRecord, sha256_hex};
 use super::{Image, ImageError};
 
@@ -272,12 +272,7 @@ impl ImageStore {
                 why: e.to_string(),
             })?;
         let diff_ids = config.rootfs.diff_ids.clone();
-        if diff_ids.len() != manifest.layers.len() {
-            return Err(ImageError::LayerCount {
-                layers: manifest.layers.len(),
-                diff_ids: diff_ids.len(),
-            });
-        }
+        check_layers(&manifest, &diff_ids, &shown)?;
 
         let client = Arc::new(client);
         let concurrency = if options.concurrency == 0 {
@@ -441,6 +436,29 @@ impl ImageStore {
                 ImageError::io("store", self.blob_path(&layer.digest))(std::io::Error::other(e))
             })?
     }
+}
+
+/// Checks that a manifest and its configuration agree, and that every
+/// digest in them is well formed: they become file names in the store.
+pub(crate) fn check_layers(
+    manifest: &ManifestJson,
+    diff_ids: &[String],
+    shown: &str,
+) -> Result<(), ImageError> {
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(ImageError::LayerCount {
+            layers: manifest.layers.len(),
+            diff_ids: diff_ids.len(),
+        });
+    }
+    let named = manifest.layers.iter().map(|l| &l.digest).chain(diff_ids);
+    for digest in named.chain(manifest.config.iter().map(|c| &c.digest)) {
+        check_digest(digest).map_err(|why| ImageError::BadJson {
+            what: format!("the manifest or configuration of {shown}"),
+            why,
+        })?;
+    }
+    Ok(())
 }
 
 /// Checks that `bytes` hash to `digest`.

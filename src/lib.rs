@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod planner;
+pub mod runtime;
 pub mod spec;
 pub mod state;
 pub mod volumes;

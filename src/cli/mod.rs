@@ -8,7 +8,9 @@ pub mod args;
 mod config;
 mod down;
 mod generate;
+mod image;
 mod plan;
+mod pull;
 pub mod render;
 mod volume;
 
@@ -48,6 +50,8 @@ pub fn main() -> ExitCode {
         args::Command::Man => generate::man(),
         args::Command::Plan(a) => return plan::main(&cli.global, a),
         args::Command::Down(a) => return down::main(&cli.global, a),
+        args::Command::Pull(a) => pull::run(&cli.global, a),
+        args::Command::Image { command } => image::run(&cli.global, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,6 +87,12 @@ impl From<anyhow::Error> for Failure {
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Failure {
+        Failure::Other(e.into())
+    }
+}
+
+impl From<crate::runtime::image::ImageError> for Failure {
+    fn from(e: crate::runtime::image::ImageError) -> Failure {
         Failure::Other(e.into())
     }
 }

@@ -286,3 +286,18 @@ fn named_volumes_are_observed_in_the_volume_store() {
         "{text}"
     );
 }
+
+#[test]
+fn config_hash_prints_the_hash_the_planner_records() {
+    let dir = tempfile::tempdir().unwrap();
+    applied(dir.path(), STACK);
+    let record = Store::new(dir.path().join("root"))
+        .read("demo")
+        .unwrap()
+        .unwrap();
+    let out = stack(dir.path(), &["config", "--hash", "web"]);
+    assert_eq!(
+        stdout(&out),
+        format!("web {}\n", record.containers["demo-web-1"].config_hash)
+    );
+}

@@ -1,0 +1,313 @@
+//! Bridge networks for real: namespaces stand in for containers, busybox
+//! applets inside them act as clients and servers. Traffic stays between
+//! the namespaces these tests create, their bridges and loopback; names
+//! that are not the project's go to a fake resolver on loopback.
+
+#[path = "support/network.rs"]
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Stdio;
+
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_endpoints_reach_each_other_by_name_and_alias() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("nb").await;
+    let spec = network(&p.name, "front", Some("10.213.1.0/24"), false);
+    let info = p.nets.create_network("front", &spec).await.unwrap();
+    assert_eq!(info.gateway, Ipv4Addr::new(10, 213, 1, 1));
+    let web = Netns::new("web");
+    let api = Netns::new("api");
+    let web_ep = p
+        .nets
+        .attach(&web.attach_req("p-web-1", "front", &["web", "p-web-1"]))
+        .await
+        .unwrap();
+    let api_ep = p
+        .nets
+        .attach(&api.attach_req("p-api-1", "front", &["api", "p-api-1", "backend"]))
+        .await
+        .unwrap();
+    assert_ne!(web_ep.ip, api_ep.ip);
+    p.write_dns_files(&web, "p-web-1").await;
+    p.write_dns_files(&api, "p-api-1").await;
+
+    // The endpoint looks like a container's: eth0 with address, MAC, route.
+    let addr = stdout(&web.busybox(&["ip", "addr", "show", "eth0"]));
+    assert!(addr.contains(&format!("inet {}/24", web_ep.ip)), "{addr}");
+    assert!(addr.contains(&web_ep.mac), "{addr}");
+    let routes = stdout(&web.busybox(&["ip", "route"]));
+    assert!(routes.contains("default via 10.213.1.1"), "{routes}");
+
+    // DNS by service name and by alias, through the server on the gateway.
+    let out = stdout(&web.busybox(&["nslookup", "api"]));
+    assert_eq!(nslookup_addresses(&out), vec![api_ep.ip], "{out}");
+    let out = stdout(&web.busybox(&["nslookup", "backend"]));
+    assert_eq!(nslookup_addresses(&out), vec![api_ep.ip], "{out}");
+
+    // HTTP by name (busybox wget resolves through resolv.conf).
+    let (_httpd, _www) = api.serve_http("hello from api\n");
+    let body = eventually(|| {
+        let o = web.busybox(&["wget", "-q", "-T", "3", "-O", "-", "http://api/"]);
+        o.status.success().then(|| stdout(&o))
+    });
+    assert_eq!(body.as_deref(), Some("hello from api\n"));
+
+    // Raw TCP by alias with nc, the other way round.
+    let mut listener = web.spawn(&["nc", "-l", "-p", "7000"], Stdio::piped());
+    let sent = eventually(|| {
+        let o = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "echo ping-by-alias | ip netns exec {} busybox nc -w 2 p-web-1 7000",
+                    api.name
+                ),
+            ])
+            .output()
+            .unwrap();
+        o.status.success().then_some(())
+    });
+    assert!(sent.is_some(), "nc could not connect to p-web-1:7000");
+    let mut got = String::new();
+    use std::io::Read;
+    listener
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut got)
+        .unwrap();
+    assert_eq!(got, "ping-by-alias\n");
+
+    // /etc/hosts carries the peer too, for when the DNS server restarts.
+    let hosts = p.nets.hosts_file("p-web-1", "web", None, &Default::default()).await;
+    assert!(hosts.contains(&format!("{}\tapi backend p-api-1", api_ep.ip)), "{hosts}");
+
+    // Names follow endpoints: detached, api is no longer the project's name
+    // and goes to the (fake) upstream, which says NXDOMAIN.
+    let before = p.upstream.count.load(std::sync::atomic::Ordering::Relaxed);
+    p.nets.detach("p-api-1", "front").await.unwrap();
+    let out = web.busybox(&["nslookup", "api"]);
+    assert!(nslookup_addresses(&stdout(&out)).is_empty(), "{out:?}");
+    assert!(p.upstream.count.load(std::sync::atomic::Ordering::Relaxed) > before);
+
+    p.nets.down().await.unwrap();
+    assert_eq!(leftovers(&p.name, &[info.bridge.clone()]), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_answer_through_one_name_in_rotating_order() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("nr").await;
+    let spec = network(&p.name, "default", Some("10.213.2.0/24"), false);
+    p.nets.create_network("default", &spec).await.unwrap();
+    let client = Netns::new("cli");
+    p.nets
+        .attach(&client.attach_req("p-client-1", "default", &["client"]))
+        .await
+        .unwrap();
+    p.write_dns_files(&client, "p-client-1").await;
+    let mut replicas = Vec::new();
+    let mut ips = Vec::new();
+    for i in 1..=3 {
+        let ns = Netns::new("db");
+        let name = format!("p-db-{i}");
+        let ep = p
+            .nets
+            .attach(&ns.attach_req(&name, "default", &["db", &name]))
+            .await
+            .unwrap();
+        ips.push(ep.ip);
+        replicas.push(ns);
+    }
+    let mut firsts = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let out = stdout(&client.busybox(&["nslookup", "-type=a", "db"]));
+        let mut got = nslookup_addresses(&out);
+        firsts.insert(got[0]);
+        got.sort();
+        assert_eq!(got, ips, "{out}");
+    }
+    assert!(firsts.len() > 1, "the order never rotated: {firsts:?}");
+    // Every replica answers on its own, through the name of its replica.
+    let servers: Vec<_> = replicas
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| ns.serve_http(&format!("replica {}\n", i + 1)))
+        .collect();
+    for i in 1..=3 {
+        let url = format!("http://p-db-{i}/");
+        let body = eventually(|| {
+            let o = client.busybox(&["wget", "-q", "-T", "3", "-O", "-", &url]);
+            o.status.success().then(|| stdout(&o))
+        });
+        assert_eq!(body, Some(format!("replica {i}\n")));
+    }
+    drop(servers);
+    p.nets.down().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_networks_can_neither_resolve_nor_reach_each_other() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("ni").await;
+    let a = p
+        .nets
+        .create_network("a", &network(&p.name, "a", Some("10.213.3.0/24"), false))
+        .await
+        .unwrap();
+    let b = p
+        .nets
+        .create_network("b", &network(&p.name, "b", Some("10.213.4.0/24"), false))
+        .await
+        .unwrap();
+    let on_a = Netns::new("na");
+    let on_b = Netns::new("nb");
+    p.nets
+        .attach(&on_a.attach_req("p-front-1", "a", &["front"]))
+        .await
+        .unwrap();
+    let b_ep = p
+        .nets
+        .attach(&on_b.attach_req("p-back-1", "b", &["back"]))
+        .await
+        .unwrap();
+    p.write_dns_files(&on_a, "p-front-1").await;
+    p.write_dns_files(&on_b, "p-back-1").await;
+    let (_httpd, _www) = on_b.serve_http("secret\n");
+
+    // The host is on both networks: back's server is up (positive control).
+    let target = SocketAddr::new(IpAddr::V4(b_ep.ip), 80);
+    assert_eq!(eventually(|| http_get(target)).as_deref(), Some("secret\n"));
+    // back itself resolves on b.
+    let out = stdout(&on_b.busybox(&["nslookup", "back"]));
+    assert_eq!(nslookup_addresses(&out), vec![b_ep.ip]);
+
+    // front (only on a) does not resolve back: a's server does not know it
+    // and the query goes to the upstream, which says NXDOMAIN.
+    let out = stdout(&on_a.busybox(&["nslookup", "back"]));
+    assert!(nslookup_addresses(&out).is_empty(), "{out}");
+    // Nor does b's server answer front, which is not on b.
+    let gw_b = b.gateway.to_string();
+    let out = stdout(&on_a.busybox(&["nslookup", "back", &gw_b]));
+    assert!(nslookup_addresses(&out).is_empty(), "{out}");
+    // And back's address is unreachable from a.
+    let url = format!("http://{}/", b_ep.ip);
+    let o = on_a.busybox(&["wget", "-q", "-T", "2", "-O", "-", &url]);
+    assert!(!o.status.success(), "front reached back: {}", stdout(&o));
+
+    p.nets.down().await.unwrap();
+    assert_eq!(
+        leftovers(&p.name, &[a.bridge.clone(), b.bridge.clone()]),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_network_has_no_default_route() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("nn").await;
+    let info = p
+        .nets
+        .create_network("private", &network(&p.name, "private", Some("10.213.5.0/24"), true))
+        .await
+        .unwrap();
+    assert!(info.internal);
+    let one = Netns::new("i1");
+    let two = Netns::new("i2");
+    p.nets
+        .attach(&one.attach_req("p-one-1", "private", &["one"]))
+        .await
+        .unwrap();
+    let two_ep = p
+        .nets
+        .attach(&two.attach_req("p-two-1", "private", &["two"]))
+        .await
+        .unwrap();
+    let routes = stdout(&one.busybox(&["ip", "route"]));
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(routes.contains("10.213.5.0/24"), "{routes}");
+    // Inside the network, neighbours still talk and resolve.
+    p.write_dns_files(&one, "p-one-1").await;
+    let out = stdout(&one.busybox(&["nslookup", "two"]));
+    assert_eq!(nslookup_addresses(&out), vec![two_ep.ip]);
+    let (_httpd, _www) = two.serve_http("inside\n");
+    let body = eventually(|| {
+        let o = one.busybox(&["wget", "-q", "-T", "3", "-O", "-", "http://two/"]);
+        o.status.success().then(|| stdout(&o))
+    });
+    assert_eq!(body.as_deref(), Some("inside\n"));
+    p.nets.down().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_pool_subnet_avoids_host_routes_and_everything_is_removed_by_down() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("nd").await;
+    let info = p
+        .nets
+        .create_network("default", &network(&p.name, "default", None, false))
+        .await
+        .unwrap();
+    // Idempotent: the same network again.
+    let again = p
+        .nets
+        .create_network("default", &network(&p.name, "default", None, false))
+        .await
+        .unwrap();
+    assert_eq!(info, again);
+    // The subnet overlaps nothing else the host routes.
+    let routes = stdout(&run("ip", &["-4", "-o", "route", "show"]));
+    let others: Vec<&str> = routes
+        .lines()
+        .filter(|l| !l.contains(&info.bridge) && !l.starts_with("default"))
+        .collect();
+    for l in &others {
+        let dest: ipnetwork::Ipv4Network = match l.split_whitespace().next().unwrap().parse() {
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        assert!(
+            !stack::network::ipam::overlaps(dest, info.subnet),
+            "{} overlaps {l}",
+            info.subnet
+        );
+    }
+    let ns = Netns::new("dp");
+    let ep = p
+        .nets
+        .attach(&ns.attach_req("p-app-1", "default", &["app"]))
+        .await
+        .unwrap();
+    assert!(info.subnet.contains(ep.ip));
+    // The label is visible on the host.
+    let link = stdout(&run("ip", &["-d", "link", "show", &ep.host_ifname]));
+    assert!(link.contains(&format!("stack:{}:default:p-app-1", p.name)), "{link}");
+    let ruleset = stdout(&run("nft", &["list", "table", "ip", &format!("stack-{}", p.name)]));
+    assert!(ruleset.contains("masquerade"), "{ruleset}");
+
+    // down while the "container" still runs: veth and bridge go in one batch.
+    p.nets.down().await.unwrap();
+    assert_eq!(leftovers(&p.name, &[info.bridge.clone()]), Vec::<String>::new());
+    let left = stdout(&run("ip", &["-o", "link", "show"]));
+    assert!(!left.contains(&ep.host_ifname), "{left}");
+    // The namespace itself is the test's to remove; the guard does, and
+    // after it nothing of the test remains in `ip netns` either.
+    let name = ns.name.clone();
+    drop(ns);
+    assert!(!stdout(&run("ip", &["netns", "list"])).contains(&name));
+    assert!(!p.root().join("network").join(format!("{}.json", p.name)).exists());
+}

@@ -1,0 +1,155 @@
+//! Published ports for real: a namespace stands in for the container, the
+//! test connects from the host to 127.0.0.1 (userland proxy) and to the
+//! host's own address (kernel DNAT). Each test uses its own ports.
+
+#[path = "support/network.rs"]
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use stack::network::NetworkError;
+use stack::spec::model::Port;
+use support::*;
+
+fn port(published: Option<&str>, target: u16, protocol: &str) -> Port {
+    Port {
+        name: None,
+        mode: "ingress".into(),
+        host_ip: None,
+        target,
+        published: published.map(String::from),
+        protocol: protocol.into(),
+        app_protocol: None,
+    }
+}
+
+fn udp_roundtrip(to: SocketAddr, msg: &str) -> Option<String> {
+    let s = UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    s.send_to(msg.as_bytes(), to).ok()?;
+    let mut buf = [0u8; 1500];
+    let (n, _) = s.recv_from(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_tcp_and_udp_ports_answer_on_loopback_and_the_host_address() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("pp").await;
+    p.nets
+        .create_network("web", &network(&p.name, "web", Some("10.213.6.0/24"), false))
+        .await
+        .unwrap();
+    let ns = Netns::new("pub");
+    p.nets
+        .attach(&ns.attach_req("p-web-1", "web", &["web"]))
+        .await
+        .unwrap();
+    let (_httpd, _www) = ns.serve_http("published\n");
+    let echo = ns.udp_echo(9053, 2);
+    let published = p
+        .nets
+        .publish(
+            "p-web-1",
+            &[port(Some("38181"), 80, "tcp"), port(Some("38182"), 9053, "udp")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(published.len(), 2);
+    assert_eq!((published[0].host_port, published[0].target), (38181, 80));
+    assert_eq!(published[1].protocol, "udp");
+
+    let lo = SocketAddr::from((Ipv4Addr::LOCALHOST, 38181));
+    assert_eq!(eventually(|| http_get(lo)).as_deref(), Some("published\n"));
+    let host = host_address().expect("the host has an IPv4 address");
+    let on_host = SocketAddr::new(IpAddr::V4(host), 38181);
+    assert_eq!(eventually(|| http_get(on_host)).as_deref(), Some("published\n"));
+
+    let udp_lo = SocketAddr::from((Ipv4Addr::LOCALHOST, 38182));
+    assert_eq!(
+        eventually(|| udp_roundtrip(udp_lo, "one")).as_deref(),
+        Some("echo:one")
+    );
+    let udp_host = SocketAddr::new(IpAddr::V4(host), 38182);
+    assert_eq!(
+        eventually(|| udp_roundtrip(udp_host, "two")).as_deref(),
+        Some("echo:two")
+    );
+    let _ = echo.join();
+
+    // Unpublished, the port is free again and nothing answers.
+    p.nets.unpublish("p-web-1").await.unwrap();
+    assert!(std::net::TcpListener::bind(("0.0.0.0", 38181)).is_ok());
+    p.nets.down().await.unwrap();
+    assert_eq!(leftovers(&p.name, &[]), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_random_host_port_is_reported() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("pr").await;
+    p.nets
+        .create_network("web", &network(&p.name, "web", Some("10.213.7.0/24"), false))
+        .await
+        .unwrap();
+    let ns = Netns::new("rnd");
+    p.nets
+        .attach(&ns.attach_req("p-web-1", "web", &["web"]))
+        .await
+        .unwrap();
+    let (_httpd, _www) = ns.serve_http("random\n");
+    let published = p
+        .nets
+        .publish("p-web-1", &[port(None, 80, "tcp")])
+        .await
+        .unwrap();
+    let chosen = published[0].host_port;
+    assert_ne!(chosen, 0);
+    // `stack port` reads the same.
+    assert_eq!(p.nets.ports("p-web-1").await, published);
+    let lo = SocketAddr::from((Ipv4Addr::LOCALHOST, chosen));
+    assert_eq!(eventually(|| http_get(lo)).as_deref(), Some("random\n"));
+    p.nets.down().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_host_port_fails_before_anything_changes() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("pt").await;
+    p.nets
+        .create_network("web", &network(&p.name, "web", Some("10.213.8.0/24"), false))
+        .await
+        .unwrap();
+    let ns = Netns::new("tkn");
+    p.nets
+        .attach(&ns.attach_req("p-web-1", "web", &["web"]))
+        .await
+        .unwrap();
+    let table = format!("stack-{}", p.name);
+    let rules_before = stdout(&run("nft", &["list", "table", "ip", &table]));
+
+    let _other_program = std::net::TcpListener::bind("0.0.0.0:38191").unwrap();
+    let err = p
+        .nets
+        .publish(
+            "p-web-1",
+            &[port(Some("38190"), 80, "tcp"), port(Some("38191"), 80, "tcp")],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetworkError::PortTaken { .. }), "{err}");
+    assert!(err.to_string().contains("0.0.0.0:38191/tcp"), "{err}");
+    assert!(err.to_string().contains("free it or publish a different port"));
+    // Nothing changed: no rule, no held port, nothing recorded.
+    assert_eq!(stdout(&run("nft", &["list", "table", "ip", &table])), rules_before);
+    assert!(std::net::TcpListener::bind(("0.0.0.0", 38190)).is_ok());
+    assert!(p.nets.ports("p-web-1").await.is_empty());
+    p.nets.down().await.unwrap();
+}

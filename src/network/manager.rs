@@ -629,7 +629,6 @@ impl Networks {
         })?;
         let spec = VethSpec {
             host_name: &host_ifname,
-            host_alias: &alias,
             bridge_index,
             group: self.group,
             ifname: &req.ifname,
@@ -648,7 +647,13 @@ impl Networks {
         );
         created?;
         let configured = match inside {
-            Ok(inside) => inside.configure_endpoint(&spec).await,
+            Ok(inside) => {
+                let (inner, label) = futures::join!(
+                    inside.configure_endpoint(&spec),
+                    self.host.set_alias(&host_ifname, &alias)
+                );
+                inner.and(label)
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = configured {

@@ -49,10 +49,11 @@ pub fn bridge_name(network: &str) -> String {
 
 /// The link group of everything a project creates: deleting the group
 /// deletes all its bridges and veths in one kernel batch. Never 0, the
-/// group every other link is in.
+/// group every other link is in, and below 2^31 so that iproute2 (which
+/// reads groups as signed numbers) can name it: `ip link show group N`.
 pub fn link_group(project: &str) -> u32 {
     let h = hex_hash(&["group", project], 8);
-    u32::from_str_radix(&h, 16).unwrap_or(1).max(1)
+    (u32::from_str_radix(&h, 16).unwrap_or(1) & 0x7fff_ffff).max(1)
 }
 
 /// The host end of the veth pair of `container` on `bridge`: `stv` and 11 hex
@@ -138,6 +139,7 @@ mod tests {
         assert_eq!(link_group("demo"), link_group("demo"));
         assert_ne!(link_group("demo"), link_group("demo2"));
         assert_ne!(link_group("demo"), 0);
+        assert!(link_group("demo") < 1 << 31);
     }
 
     #[test]

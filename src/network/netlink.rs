@@ -53,7 +53,6 @@ pub struct Netlink {
 #[derive(Debug, Clone)]
 pub struct VethSpec<'a> {
     pub host_name: &'a str,
-    pub host_alias: &'a str,
     pub bridge_index: u32,
     /// The project's link group (see [`Netlink::delete_group`]).
     pub group: u32,
@@ -162,12 +161,7 @@ impl Netlink {
         gateway: Ipv4Network,
         group: u32,
     ) -> Result<u32, NetworkError> {
-        let msg = LinkBridge::new(name)
-            .mtu(mtu)
-            .alias(alias)
-            .link_group(group)
-            .up()
-            .build();
+        let msg = LinkBridge::new(name).mtu(mtu).link_group(group).up().build();
         match self.handle.link().add(msg).execute().await {
             Ok(()) => {}
             Err(e) if errno(&e) == Some(EEXIST) => {}
@@ -183,19 +177,25 @@ impl Netlink {
             .execute()
             .await
             .map_err(NetworkError::netlink(format!("add address {gateway} to {name}")))?;
-        // `up()` at creation does not cover an existing, downed bridge.
-        self.set_up(index).await?;
+        // The kernel ignores an alias in a creation request, and `up()` at
+        // creation does not cover an existing, downed bridge.
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).alias(alias).up().build())
+            .execute()
+            .await
+            .map_err(NetworkError::netlink(format!("label and bring up bridge {name}")))?;
         Ok(index)
     }
 
-    /// Brings link `index` up.
-    pub async fn set_up(&self, index: u32) -> Result<(), NetworkError> {
+    /// Sets link `name`'s alias, the label `ip link` shows.
+    pub async fn set_alias(&self, name: &str, alias: &str) -> Result<(), NetworkError> {
         self.handle
             .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
+            .set(LinkUnspec::new_with_name(name).alias(alias).build())
             .execute()
             .await
-            .map_err(NetworkError::netlink(format!("bring up link {index}")))
+            .map_err(NetworkError::netlink(format!("label link {name}")))
     }
 
     /// Deletes link `index`; a link already gone is fine.
@@ -304,12 +304,12 @@ impl Netlink {
             .mtu(spec.mtu)
             .address(spec.mac.to_vec())
             .setns_by_fd(netns.as_raw_fd())
-            .up()
+            // Not up yet: a veth end cannot open before its peer exists
+            // (ENOTCONN); it is brought up inside the namespace.
             .build();
         let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
             .name(spec.host_name.to_string())
             .mtu(spec.mtu)
-            .alias(spec.host_alias)
             .link_group(spec.group)
             .controller(spec.bridge_index)
             .up()
@@ -341,16 +341,27 @@ impl Netlink {
                 spec.ifname
             ))
         })?;
-        self.handle
+        let addr = self
+            .handle
             .address()
             .add(index, IpAddr::V4(spec.address.ip()), spec.address.prefix())
             .replace()
-            .execute()
-            .await
-            .map_err(NetworkError::netlink(format!(
-                "add address {} to {} in the container",
-                spec.address, spec.ifname
-            )))?;
+            .execute();
+        let up = self
+            .handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute();
+        let (addr, up) = futures::join!(addr, up);
+        addr.map_err(NetworkError::netlink(format!(
+            "add address {} to {} in the container",
+            spec.address, spec.ifname
+        )))?;
+        up.map_err(NetworkError::netlink(format!(
+            "bring up {} in the container",
+            spec.ifname
+        )))?;
+        // The gateway is reachable only once the link is up with its address.
         if let Some(gw) = spec.gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gw)

@@ -102,6 +102,15 @@ impl Netns {
         run("ip", &all)
     }
 
+    /// `busybox wget -q -O - <url>` inside the namespace, under a 4 s
+    /// `timeout` (Debian 12's static busybox wget crashes on its own `-T`).
+    pub fn wget(&self, url: &str) -> Output {
+        run(
+            "ip",
+            &["netns", "exec", &self.name, "timeout", "4", "busybox", "wget", "-q", "-O", "-", url],
+        )
+    }
+
     /// Starts `busybox <args>` inside the namespace in the background.
     pub fn spawn(&self, args: &[&str], stdout: Stdio) -> ChildGuard {
         let child = Command::new("ip")

@@ -145,7 +145,8 @@ impl Netns {
         (child, dir)
     }
 
-    /// Runs a UDP echo server on `port` inside the namespace, from a thread
+    /// Runs a UDP echo server on `port` inside the namespace (replying
+    /// `<sender address>:<datagram>`), from a thread
     /// that entered it (setns is per thread); it stops after `count`
     /// datagrams or 20 s of silence.
     pub fn udp_echo(&self, port: u16, count: usize) -> std::thread::JoinHandle<()> {
@@ -159,7 +160,9 @@ impl Netns {
             let mut buf = [0u8; 1500];
             for _ in 0..count {
                 let Ok((n, from)) = s.recv_from(&mut buf) else { return };
-                let mut reply = b"echo:".to_vec();
+                // The source tells which path the datagram took: the
+                // gateway for the userland proxy, the client for kernel DNAT.
+                let mut reply = format!("{}:", from.ip()).into_bytes();
                 reply.extend_from_slice(&buf[..n]);
                 let _ = s.send_to(&reply, from);
             }

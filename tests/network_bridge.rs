@@ -85,8 +85,14 @@ async fn two_endpoints_reach_each_other_by_name_and_alias() {
     assert_eq!(got, "ping-by-alias\n");
 
     // /etc/hosts carries the peer too, for when the DNS server restarts.
-    let hosts = p.nets.hosts_file("p-web-1", "web", None, &Default::default()).await;
-    assert!(hosts.contains(&format!("{}\tapi backend p-api-1", api_ep.ip)), "{hosts}");
+    let hosts = p
+        .nets
+        .hosts_file("p-web-1", "web", None, &Default::default())
+        .await;
+    assert!(
+        hosts.contains(&format!("{}\tapi backend p-api-1", api_ep.ip)),
+        "{hosts}"
+    );
 
     // Names follow endpoints: detached, api is no longer the project's name
     // and goes to the (fake) upstream, which says NXDOMAIN.
@@ -97,7 +103,10 @@ async fn two_endpoints_reach_each_other_by_name_and_alias() {
     assert!(p.upstream.count.load(std::sync::atomic::Ordering::Relaxed) > before);
 
     p.nets.down().await.unwrap();
-    assert_eq!(leftovers(&p.name, &[info.bridge.clone()]), Vec::<String>::new());
+    assert_eq!(
+        leftovers(&p.name, std::slice::from_ref(&info.bridge)),
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +232,10 @@ async fn an_internal_network_has_no_default_route() {
     let p = Project::new("nn").await;
     let info = p
         .nets
-        .create_network("private", &network(&p.name, "private", Some("10.213.5.0/24"), true))
+        .create_network(
+            "private",
+            &network(&p.name, "private", Some("10.213.5.0/24"), true),
+        )
         .await
         .unwrap();
     assert!(info.internal);
@@ -298,13 +310,22 @@ async fn default_pool_subnet_avoids_host_routes_and_everything_is_removed_by_dow
     assert!(info.subnet.contains(ep.ip));
     // The label is visible on the host.
     let link = stdout(&run("ip", &["-d", "link", "show", &ep.host_ifname]));
-    assert!(link.contains(&format!("stack:{}:default:p-app-1", p.name)), "{link}");
-    let ruleset = stdout(&run("nft", &["list", "table", "ip", &format!("stack-{}", p.name)]));
+    assert!(
+        link.contains(&format!("stack:{}:default:p-app-1", p.name)),
+        "{link}"
+    );
+    let ruleset = stdout(&run(
+        "nft",
+        &["list", "table", "ip", &format!("stack-{}", p.name)],
+    ));
     assert!(ruleset.contains("masquerade"), "{ruleset}");
 
     // down while the "container" still runs: veth and bridge go in one batch.
     p.nets.down().await.unwrap();
-    assert_eq!(leftovers(&p.name, &[info.bridge.clone()]), Vec::<String>::new());
+    assert_eq!(
+        leftovers(&p.name, std::slice::from_ref(&info.bridge)),
+        Vec::<String>::new()
+    );
     let left = stdout(&run("ip", &["-o", "link", "show"]));
     assert!(!left.contains(&ep.host_ifname), "{left}");
     // The namespace itself is the test's to remove; the guard does, and
@@ -312,5 +333,10 @@ async fn default_pool_subnet_avoids_host_routes_and_everything_is_removed_by_dow
     let name = ns.name.clone();
     drop(ns);
     assert!(!stdout(&run("ip", &["netns", "list"])).contains(&name));
-    assert!(!p.root().join("network").join(format!("{}.json", p.name)).exists());
+    assert!(
+        !p.root()
+            .join("network")
+            .join(format!("{}.json", p.name))
+            .exists()
+    );
 }

@@ -40,7 +40,10 @@ async fn published_tcp_and_udp_ports_answer_on_loopback_and_the_host_address() {
     }
     let p = Project::new("pp").await;
     p.nets
-        .create_network("web", &network(&p.name, "web", Some("10.213.6.0/24"), false))
+        .create_network(
+            "web",
+            &network(&p.name, "web", Some("10.213.6.0/24"), false),
+        )
         .await
         .unwrap();
     let ns = Netns::new("pub");
@@ -54,7 +57,10 @@ async fn published_tcp_and_udp_ports_answer_on_loopback_and_the_host_address() {
         .nets
         .publish(
             "p-web-1",
-            &[port(Some("38181"), 80, "tcp"), port(Some("38182"), 9053, "udp")],
+            &[
+                port(Some("38181"), 80, "tcp"),
+                port(Some("38182"), 9053, "udp"),
+            ],
         )
         .await
         .unwrap();
@@ -66,7 +72,10 @@ async fn published_tcp_and_udp_ports_answer_on_loopback_and_the_host_address() {
     assert_eq!(eventually(|| http_get(lo)).as_deref(), Some("published\n"));
     let host = host_address().expect("the host has an IPv4 address");
     let on_host = SocketAddr::new(IpAddr::V4(host), 38181);
-    assert_eq!(eventually(|| http_get(on_host)).as_deref(), Some("published\n"));
+    assert_eq!(
+        eventually(|| http_get(on_host)).as_deref(),
+        Some("published\n")
+    );
 
     // Through loopback the userland proxy forwards (the container sees the
     // gateway); through the host's address the kernel DNATs (the container
@@ -97,7 +106,10 @@ async fn a_random_host_port_is_reported() {
     }
     let p = Project::new("pr").await;
     p.nets
-        .create_network("web", &network(&p.name, "web", Some("10.213.7.0/24"), false))
+        .create_network(
+            "web",
+            &network(&p.name, "web", Some("10.213.7.0/24"), false),
+        )
         .await
         .unwrap();
     let ns = Netns::new("rnd");
@@ -127,7 +139,10 @@ async fn a_taken_host_port_fails_before_anything_changes() {
     }
     let p = Project::new("pt").await;
     p.nets
-        .create_network("web", &network(&p.name, "web", Some("10.213.8.0/24"), false))
+        .create_network(
+            "web",
+            &network(&p.name, "web", Some("10.213.8.0/24"), false),
+        )
         .await
         .unwrap();
     let ns = Netns::new("tkn");
@@ -143,15 +158,24 @@ async fn a_taken_host_port_fails_before_anything_changes() {
         .nets
         .publish(
             "p-web-1",
-            &[port(Some("38190"), 80, "tcp"), port(Some("38191"), 80, "tcp")],
+            &[
+                port(Some("38190"), 80, "tcp"),
+                port(Some("38191"), 80, "tcp"),
+            ],
         )
         .await
         .unwrap_err();
     assert!(matches!(err, NetworkError::PortTaken { .. }), "{err}");
     assert!(err.to_string().contains("0.0.0.0:38191/tcp"), "{err}");
-    assert!(err.to_string().contains("free it or publish a different port"));
+    assert!(
+        err.to_string()
+            .contains("free it or publish a different port")
+    );
     // Nothing changed: no rule, no held port, nothing recorded.
-    assert_eq!(stdout(&run("nft", &["list", "table", "ip", &table])), rules_before);
+    assert_eq!(
+        stdout(&run("nft", &["list", "table", "ip", &table])),
+        rules_before
+    );
     assert!(std::net::TcpListener::bind(("0.0.0.0", 38190)).is_ok());
     assert!(p.nets.ports("p-web-1").await.is_empty());
     p.nets.down().await.unwrap();

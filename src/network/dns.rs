@@ -31,7 +31,7 @@ use std::time::Duration;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Message, Metadata, ResponseCode};
 use hickory_server::proto::rr::rdata::A;
-use hickory_server::proto::rr::{Name, RData, Record, RecordType};
+use hickory_server::proto::rr::{RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use ipnetwork::Ipv4Network;
@@ -190,7 +190,7 @@ impl Registry {
         let mut found: BTreeMap<&str, Ipv4Addr> = BTreeMap::new();
         for n in std::iter::once(net).chain(scope.iter().copied()) {
             for (container, e) in &n.endpoints {
-                if e.names.iter().any(|x| *x == name) {
+                if e.names.contains(&name) {
                     found.entry(container.as_str()).or_insert(e.ip);
                 }
             }
@@ -201,7 +201,11 @@ impl Registry {
                 .unwrap_or_default();
             return Answer::Forward(upstreams);
         }
-        let mut ips: Vec<Ipv4Addr> = found.into_values().collect::<BTreeSet<_>>().into_iter().collect();
+        let mut ips: Vec<Ipv4Addr> = found
+            .into_values()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let turn = self.rotation.fetch_add(1, Ordering::Relaxed);
         let len = ips.len();
         ips.rotate_left(turn % len);
@@ -237,7 +241,9 @@ pub struct DnsServer {
 
 impl std::fmt::Debug for DnsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DnsServer").field("addr", &self.addr).finish()
+        f.debug_struct("DnsServer")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -262,7 +268,9 @@ impl DnsServer {
             source,
         };
         let udp = tokio::net::UdpSocket::bind(addr).await.map_err(bind_err)?;
-        let tcp = tokio::net::TcpListener::bind(addr).await.map_err(bind_err)?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(bind_err)?;
         let mut server = hickory_server::Server::new(Handler {
             network: network.to_string(),
             registry,
@@ -356,7 +364,7 @@ impl RequestHandler for Handler {
             }
             Answer::Records(ips) => {
                 metadata.authoritative = true;
-                let name = Name::from(info.query.original().name().clone());
+                let name = info.query.original().name().clone();
                 let records: Vec<Record> = if qtype == RecordType::A || qtype == RecordType::ANY {
                     ips.iter()
                         .map(|ip| Record::from_rdata(name.clone(), TTL, RData::A(A(*ip))))
@@ -369,7 +377,11 @@ impl RequestHandler for Handler {
                 send(&mut response_handle, response, request).await
             }
             Answer::Forward(own) => {
-                let upstreams = if own.is_empty() { &self.upstreams } else { &own };
+                let upstreams = if own.is_empty() {
+                    &self.upstreams
+                } else {
+                    &own
+                };
                 let reply = forward(request.as_slice(), upstreams)
                     .await
                     .and_then(|bytes| Message::from_vec(&bytes).ok());
@@ -433,8 +445,18 @@ mod tests {
         r.set_network("front", "10.1.0.0/24".parse().unwrap());
         r.set_network("back", "10.2.0.0/24".parse().unwrap());
         let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
-        r.add_endpoint("front", "p-web-1", ip("10.1.0.2"), &["web".into(), "p-web-1".into()]);
-        r.add_endpoint("front", "p-api-1", ip("10.1.0.3"), &["api".into(), "API-alias".into()]);
+        r.add_endpoint(
+            "front",
+            "p-web-1",
+            ip("10.1.0.2"),
+            &["web".into(), "p-web-1".into()],
+        );
+        r.add_endpoint(
+            "front",
+            "p-api-1",
+            ip("10.1.0.3"),
+            &["api".into(), "API-alias".into()],
+        );
         r.add_endpoint("back", "p-api-1", ip("10.2.0.3"), &["api".into()]);
         r.add_endpoint("back", "p-db-1", ip("10.2.0.4"), &["db".into()]);
         r.add_endpoint("back", "p-db-2", ip("10.2.0.5"), &["db".into()]);
@@ -462,7 +484,10 @@ mod tests {
     fn other_networks_names_are_not_visible() {
         let r = reg();
         // web is only on front: db is not its business, so it is forwarded.
-        assert_eq!(r.answer("front", src("10.1.0.2"), "db"), Answer::Forward(vec![]));
+        assert_eq!(
+            r.answer("front", src("10.1.0.2"), "db"),
+            Answer::Forward(vec![])
+        );
         // A client outside the subnet is refused outright.
         assert_eq!(r.answer("front", src("10.2.0.4"), "web"), Answer::Refused);
     }
@@ -499,7 +524,10 @@ mod tests {
     fn records_follow_endpoints_and_upstreams_are_per_container() {
         let r = reg();
         r.remove_endpoint("front", "p-api-1");
-        assert_eq!(r.answer("front", src("10.1.0.2"), "api"), Answer::Forward(vec![]));
+        assert_eq!(
+            r.answer("front", src("10.1.0.2"), "api"),
+            Answer::Forward(vec![])
+        );
         r.set_upstreams("p-web-1", &["9.9.9.9".parse().unwrap()]);
         assert_eq!(
             r.answer("front", src("10.1.0.2"), "example.org"),

@@ -128,7 +128,8 @@ pub fn plan(
             "it leaves no room for a gateway and containers; use /30 or wider",
         ));
     }
-    let usable = |ip: Ipv4Addr| subnet.contains(ip) && ip != subnet.network() && ip != subnet.broadcast();
+    let usable =
+        |ip: Ipv4Addr| subnet.contains(ip) && ip != subnet.network() && ip != subnet.broadcast();
     let gateway = match config.and_then(|c| c.gateway.as_deref()) {
         Some(g) => {
             let ip = parse_ip(network, "gateway", g)?;
@@ -210,7 +211,10 @@ impl SubnetPlan {
         };
         if let Some(ip) = requested {
             if !self.subnet.contains(ip) {
-                return Err(unavailable(ip, &format!("outside the subnet {}", self.subnet)));
+                return Err(unavailable(
+                    ip,
+                    &format!("outside the subnet {}", self.subnet),
+                ));
             }
             if let Some(why) = self.reserved(ip) {
                 return Err(unavailable(ip, why));
@@ -304,7 +308,8 @@ mod tests {
         let mut c = cfg("10.5.0.0/24");
         c.gateway = Some("10.5.0.254".into());
         c.ip_range = Some("10.5.0.128/25".into());
-        c.aux_addresses.insert("printer".into(), "10.5.0.129".into());
+        c.aux_addresses
+            .insert("printer".into(), "10.5.0.129".into());
         let p = plan("n", Some(&c), &[]).unwrap();
         assert_eq!(p.gateway, Ipv4Addr::new(10, 5, 0, 254));
         let mut used = BTreeSet::new();
@@ -313,10 +318,14 @@ mod tests {
         assert_eq!(a, Ipv4Addr::new(10, 5, 0, 128));
         used.insert(a);
         // .129 is aux, so the next is .130.
-        assert_eq!(p.allocate("n", &used, None).unwrap(), Ipv4Addr::new(10, 5, 0, 130));
+        assert_eq!(
+            p.allocate("n", &used, None).unwrap(),
+            Ipv4Addr::new(10, 5, 0, 130)
+        );
         // A static address outside ip_range but inside the subnet is fine.
         assert_eq!(
-            p.allocate("n", &used, Some(Ipv4Addr::new(10, 5, 0, 9))).unwrap(),
+            p.allocate("n", &used, Some(Ipv4Addr::new(10, 5, 0, 9)))
+                .unwrap(),
             Ipv4Addr::new(10, 5, 0, 9)
         );
     }
@@ -330,7 +339,10 @@ mod tests {
         used.insert(want);
         let taken = p.allocate("n", &used, Some(want)).unwrap_err().to_string();
         assert!(taken.contains("already used"), "{taken}");
-        let gw = p.allocate("n", &used, Some(p.gateway)).unwrap_err().to_string();
+        let gw = p
+            .allocate("n", &used, Some(p.gateway))
+            .unwrap_err()
+            .to_string();
         assert!(gw.contains("gateway"), "{gw}");
         let outside = p
             .allocate("n", &used, Some(Ipv4Addr::new(10, 7, 0, 1)))
@@ -368,9 +380,13 @@ mod tests {
         c.ip_range = Some("10.5.1.0/25".into());
         let e = plan("n", Some(&c), &[]).unwrap_err().to_string();
         assert!(e.contains("not inside the subnet"), "{e}");
-        let e = plan("n", Some(&cfg("nonsense")), &[]).unwrap_err().to_string();
+        let e = plan("n", Some(&cfg("nonsense")), &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("IPv4 CIDR"), "{e}");
-        let e = plan("n", Some(&cfg("10.0.0.0/31")), &[]).unwrap_err().to_string();
+        let e = plan("n", Some(&cfg("10.0.0.0/31")), &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/30 or wider"), "{e}");
     }
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use ipnetwork::Ipv4Network;
 use tokio::sync::Mutex;
 
+use super::NetworkError;
 use super::dns::{DnsServer, Registry};
 use super::hosts::{self, DnsSettings, HostsFile, ResolvConf};
 use super::ipam::{self, SubnetPlan};
@@ -23,7 +24,6 @@ use super::netlink::{self, Netlink, VethSpec};
 use super::nft::{self, NetRules, PortRule, ProjectRules, Proto};
 use super::proxy::{self, BoundPort, Proxy};
 use super::record::{self, EndpointRecord, NetworkRecord, NetworksRecord, PortRecord};
-use super::NetworkError;
 use crate::spec::model::{Network, Port, ServiceNetwork};
 
 /// The MTU docker gives bridges unless `com.docker.network.driver.mtu` says otherwise.
@@ -160,6 +160,8 @@ pub fn interface_order(networks: &BTreeMap<String, ServiceNetwork>) -> Vec<(Stri
 
 struct State {
     record: NetworksRecord,
+    /// Bridge name to interface index, saving a lookup per attach.
+    bridge_index: BTreeMap<String, u32>,
     dns: BTreeMap<String, DnsServer>,
     /// By container.
     proxies: BTreeMap<String, Vec<Proxy>>,
@@ -195,7 +197,10 @@ fn plan_of(n: &NetworkRecord) -> Result<SubnetPlan, NetworkError> {
     Ok(SubnetPlan {
         subnet: n.subnet.parse().map_err(|_| bad("subnet", &n.subnet))?,
         gateway: n.gateway,
-        range: n.ip_range.parse().map_err(|_| bad("ip_range", &n.ip_range))?,
+        range: n
+            .ip_range
+            .parse()
+            .map_err(|_| bad("ip_range", &n.ip_range))?,
         aux: n.aux_addresses.clone(),
     })
 }
@@ -238,7 +243,11 @@ impl Networks {
     /// Opens the project's networks: loads the record, and with
     /// `options.serve_dns` starts DNS for the networks it already has (a
     /// restarted watcher). Needs a tokio runtime.
-    pub async fn open(project: &str, root: &Path, options: Options) -> Result<Networks, NetworkError> {
+    pub async fn open(
+        project: &str,
+        root: &Path,
+        options: Options,
+    ) -> Result<Networks, NetworkError> {
         let record = record::load(root, project)?;
         let host = Netlink::host()?;
         let registry = Registry::new();
@@ -259,6 +268,7 @@ impl Networks {
             options,
             state: Mutex::new(State {
                 record,
+                bridge_index: BTreeMap::new(),
                 dns: BTreeMap::new(),
                 proxies: BTreeMap::new(),
             }),
@@ -343,7 +353,11 @@ impl Networks {
                 .iter()
                 .filter(|p| p.host_ip.is_none_or(|ip| !ip.is_loopback()))
                 .map(|p| PortRule {
-                    protocol: if p.protocol == "udp" { Proto::Udp } else { Proto::Tcp },
+                    protocol: if p.protocol == "udp" {
+                        Proto::Udp
+                    } else {
+                        Proto::Tcp
+                    },
                     host_ip: p.host_ip,
                     host_port: p.host_port,
                     dest: p.dest,
@@ -374,7 +388,11 @@ impl Networks {
 
     /// Creates network `key` (its spec from the stack file) or returns it
     /// when it exists. External networks are looked up, never created.
-    pub async fn create_network(&self, key: &str, spec: &Network) -> Result<NetworkInfo, NetworkError> {
+    pub async fn create_network(
+        &self,
+        key: &str,
+        spec: &Network,
+    ) -> Result<NetworkInfo, NetworkError> {
         let mut st = self.state.lock().await;
         if let Some(n) = st.record.networks.get(key).cloned() {
             if !n.external {
@@ -432,15 +450,15 @@ impl Networks {
                 bridge: derived,
             });
         };
-        let (gateway, subnet) = self
-            .bridge_address(&bridge)
-            .await?
-            .ok_or_else(|| NetworkError::BadConfig {
-                network: spec.name.clone(),
-                what: "external bridge",
-                value: bridge.clone(),
-                why: "it has no IPv4 address to serve as the gateway; give it one".into(),
-            })?;
+        let (gateway, subnet) =
+            self.bridge_address(&bridge)
+                .await?
+                .ok_or_else(|| NetworkError::BadConfig {
+                    network: spec.name.clone(),
+                    what: "external bridge",
+                    value: bridge.clone(),
+                    why: "it has no IPv4 address to serve as the gateway; give it one".into(),
+                })?;
         Ok(NetworkRecord {
             name: spec.name.clone(),
             bridge,
@@ -563,6 +581,7 @@ impl Networks {
             self.host.delete_link_named(&n.bridge).await?;
         }
         self.registry.remove_network(key);
+        st.bridge_index.remove(&n.bridge);
         st.record.networks.remove(key);
         self.save(&st.record)?;
         let rec = st.record.clone();
@@ -621,12 +640,19 @@ impl Networks {
         };
         let (host_ifname, _) = names::veth_names(&n.bridge, &req.container);
         let alias = names::veth_alias(&self.project, &req.network, &req.container);
-        let bridge_index = self.host.link_index(&n.bridge).await?.ok_or_else(|| {
-            NetworkError::MissingExternal {
-                network: n.name.clone(),
-                bridge: n.bridge.clone(),
+        let bridge_index = match st.bridge_index.get(&n.bridge) {
+            Some(i) => *i,
+            None => {
+                let i = self.host.link_index(&n.bridge).await?.ok_or_else(|| {
+                    NetworkError::MissingExternal {
+                        network: n.name.clone(),
+                        bridge: n.bridge.clone(),
+                    }
+                })?;
+                st.bridge_index.insert(n.bridge.clone(), i);
+                i
             }
-        })?;
+        };
         let spec = VethSpec {
             host_name: &host_ifname,
             bridge_index,
@@ -638,14 +664,40 @@ impl Networks {
             gateway: (!n.internal).then_some(n.gateway),
         };
         let netns = netlink::open_netns(&req.netns)?;
-        // A leftover host end from a crash would make creation fail.
-        self.host.delete_link_named(&host_ifname).await?;
         // The namespace's socket is opened while the veth is created.
         let (created, inside) = futures::join!(
             self.host.create_veth(&spec, &netns),
             Netlink::in_netns(&req.netns)
         );
-        created?;
+        if let Err(e) = created {
+            match e.errno() {
+                // A host end left by a crash: replace it.
+                Some(netlink::EEXIST) => {
+                    self.host.delete_link_named(&host_ifname).await?;
+                    self.host.create_veth(&spec, &netns).await?;
+                }
+                // The bridge was recreated behind our back: look it up again.
+                Some(netlink::ENODEV) => {
+                    st.bridge_index.remove(&n.bridge);
+                    return Err(e);
+                }
+                _ => return Err(e),
+            }
+        }
+        let e = EndpointRecord {
+            container: req.container.clone(),
+            network: req.network.clone(),
+            host_ifname: host_ifname.clone(),
+            ifname: req.ifname.clone(),
+            netns: req.netns.clone(),
+            ip,
+            mac: netlink::format_mac(mac),
+            names: req.names.clone(),
+        };
+        st.record.endpoints.insert(key.clone(), e.clone());
+        // The record is written while the namespace is configured.
+        let (root, rec) = (self.root.clone(), st.record.clone());
+        let saving = tokio::task::spawn_blocking(move || record::save(&root, &rec));
         let configured = match inside {
             Ok(inside) => {
                 let (inner, label) = futures::join!(
@@ -656,22 +708,16 @@ impl Networks {
             }
             Err(e) => Err(e),
         };
-        if let Err(e) = configured {
+        let saved = saving
+            .await
+            .map_err(|e| NetworkError::Task(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = configured.and(saved) {
             let _ = self.host.delete_link_named(&host_ifname).await;
+            st.record.endpoints.remove(&key);
+            let _ = self.save(&st.record);
             return Err(e);
         }
-        let e = EndpointRecord {
-            container: req.container.clone(),
-            network: req.network.clone(),
-            host_ifname,
-            ifname: req.ifname.clone(),
-            netns: req.netns.clone(),
-            ip,
-            mac: netlink::format_mac(mac),
-            names: req.names.clone(),
-        };
-        st.record.endpoints.insert(key, e.clone());
-        self.save(&st.record)?;
         self.registry
             .add_endpoint(&req.network, &req.container, ip, &req.names);
         self.registry.set_upstreams(&req.container, &req.dns);
@@ -698,7 +744,11 @@ impl Networks {
     pub async fn detach(&self, container: &str, network: &str) -> Result<(), NetworkError> {
         self.registry.remove_endpoint(network, container);
         let mut st = self.state.lock().await;
-        let Some(e) = st.record.endpoints.remove(&endpoint_key(container, network)) else {
+        let Some(e) = st
+            .record
+            .endpoints
+            .remove(&endpoint_key(container, network))
+        else {
             return Ok(());
         };
         let before = st.record.ports.len();
@@ -727,9 +777,7 @@ impl Networks {
                 Some(Self::endpoint_info(e, &plan_of(n).ok()?))
             })
             .collect();
-        out.sort_by(|a, b| {
-            (a.ifname.len(), &a.ifname).cmp(&(b.ifname.len(), &b.ifname))
-        });
+        out.sort_by(|a, b| (a.ifname.len(), &a.ifname).cmp(&(b.ifname.len(), &b.ifname)));
         out
     }
 
@@ -737,7 +785,11 @@ impl Networks {
     /// port is bound first: if one is taken, the call fails and nothing has
     /// changed. Returns the bound ports, random ones resolved. Publishing
     /// again for the same container replaces its earlier ports.
-    pub async fn publish(&self, container: &str, ports: &[Port]) -> Result<Vec<PublishedPort>, NetworkError> {
+    pub async fn publish(
+        &self,
+        container: &str,
+        ports: &[Port],
+    ) -> Result<Vec<PublishedPort>, NetworkError> {
         let primary = self
             .endpoints(container)
             .await
@@ -770,9 +822,14 @@ impl Networks {
                                 IpAddr::V4(p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED)),
                                 p.host_port,
                             );
-                            let proto = if p.protocol == "udp" { Proto::Udp } else { Proto::Tcp };
+                            let proto = if p.protocol == "udp" {
+                                Proto::Udp
+                            } else {
+                                Proto::Tcp
+                            };
                             if let Ok(b) = proxy::bind(proto, addr)
-                                && let Ok(px) = b.start(SocketAddr::new(IpAddr::V4(p.dest), p.target))
+                                && let Ok(px) =
+                                    b.start(SocketAddr::new(IpAddr::V4(p.dest), p.target))
                             {
                                 again.push(px);
                             }
@@ -799,9 +856,10 @@ impl Networks {
                 dest: primary.ip,
             });
             let target = SocketAddr::new(IpAddr::V4(primary.ip), port.target);
-            proxies.push(b.start(target).map_err(|e| NetworkError::Task(format!(
-                "cannot start the port proxy: {e}"
-            )))?);
+            proxies
+                .push(b.start(target).map_err(|e| {
+                    NetworkError::Task(format!("cannot start the port proxy: {e}"))
+                })?);
         }
         st.record.ports.retain(|p| p.container != container);
         st.record.ports.extend(records.iter().cloned());
@@ -905,6 +963,7 @@ impl Networks {
         for key in st.record.networks.keys() {
             self.registry.remove_network(key);
         }
+        st.bridge_index.clear();
         st.record = NetworksRecord {
             project: self.project.clone(),
             ..NetworksRecord::default()
@@ -919,7 +978,10 @@ fn bind_port(port: &Port) -> Result<BoundPort, NetworkError> {
     let spelled = || {
         format!(
             "{}{}:{}/{}",
-            port.host_ip.as_deref().map(|h| format!("{h}:")).unwrap_or_default(),
+            port.host_ip
+                .as_deref()
+                .map(|h| format!("{h}:"))
+                .unwrap_or_default(),
             port.published.as_deref().unwrap_or(""),
             port.target,
             port.protocol
@@ -932,7 +994,11 @@ fn bind_port(port: &Port) -> Result<BoundPort, NetworkError> {
     let protocol = match port.protocol.as_str() {
         "tcp" => Proto::Tcp,
         "udp" => Proto::Udp,
-        other => return Err(bad(&format!("protocol `{other}` is not supported; use tcp or udp"))),
+        other => {
+            return Err(bad(&format!(
+                "protocol `{other}` is not supported; use tcp or udp"
+            )));
+        }
     };
     let host_ip = match port.host_ip.as_deref() {
         None | Some("") | Some("0.0.0.0") => Ipv4Addr::UNSPECIFIED,
@@ -1013,7 +1079,10 @@ mod tests {
         };
         let err = bind_port(&p).unwrap_err();
         assert!(matches!(err, NetworkError::PortTaken { .. }), "{err}");
-        assert!(err.to_string().contains(&format!("127.0.0.1:{port}/tcp")), "{err}");
+        assert!(
+            err.to_string().contains(&format!("127.0.0.1:{port}/tcp")),
+            "{err}"
+        );
         // A range skips the taken port.
         let ranged = Port {
             published: Some(format!("{port}-{}", port.saturating_add(1))),
@@ -1027,6 +1096,11 @@ mod tests {
             protocol: "sctp".into(),
             ..p
         };
-        assert!(bind_port(&sctp).unwrap_err().to_string().contains("tcp or udp"));
+        assert!(
+            bind_port(&sctp)
+                .unwrap_err()
+                .to_string()
+                .contains("tcp or udp")
+        );
     }
 }

@@ -50,8 +50,7 @@ pub mod proxy;
 mod record;
 
 pub use manager::{
-    AttachRequest, EndpointInfo, NetworkInfo, Networks, Options, PublishedPort,
-    interface_order,
+    AttachRequest, EndpointInfo, NetworkInfo, Networks, Options, PublishedPort, interface_order,
 };
 pub use record::{EndpointRecord, NetworkRecord, NetworksRecord, PortRecord};
 
@@ -80,7 +79,9 @@ pub enum NetworkError {
         subnet: String,
         other: String,
     },
-    #[error("network `{network}` has no free address left in {range}; widen `ip_range` or the subnet")]
+    #[error(
+        "network `{network}` has no free address left in {range}; widen `ip_range` or the subnet"
+    )]
     AddressesExhausted { network: String, range: String },
     #[error(
         "address {ip} asked for on network `{network}` is {why}; choose another `ipv4_address`"
@@ -96,9 +97,13 @@ pub enum NetworkError {
         "external network `{network}` does not exist on this host (no bridge `{bridge}`); create it first or drop `external: true`"
     )]
     MissingExternal { network: String, bridge: String },
-    #[error("network driver `{driver}` of network `{network}` is not supported; stack supports `bridge` only")]
+    #[error(
+        "network driver `{driver}` of network `{network}` is not supported; stack supports `bridge` only"
+    )]
     UnsupportedDriver { network: String, driver: String },
-    #[error("container `{container}` has no endpoint on any network; attach it before publishing ports")]
+    #[error(
+        "container `{container}` has no endpoint on any network; attach it before publishing ports"
+    )]
     NoEndpoint { container: String },
     #[error(
         "host port {host_ip}:{port}/{protocol} is already in use by another program; free it or publish a different port"
@@ -124,7 +129,9 @@ pub enum NetworkError {
     },
     #[error("cannot open a netlink socket: {0}; stack needs root (CAP_NET_ADMIN) for networks")]
     NetlinkSocket(#[source] std::io::Error),
-    #[error("nftables refused stack's rules ({0}); is the `nft` binary (Debian package nftables) installed?")]
+    #[error(
+        "nftables refused stack's rules ({0}); is the `nft` binary (Debian package nftables) installed?"
+    )]
     Nftables(String),
     #[error("the DNS server for network `{network}` cannot listen on {addr}: {source}")]
     DnsBind {
@@ -151,6 +158,14 @@ pub enum NetworkError {
 }
 
 impl NetworkError {
+    /// The kernel's errno, when a netlink request failed.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            NetworkError::Netlink { source, .. } => netlink::errno(source),
+            _ => None,
+        }
+    }
+
     pub(crate) fn netlink(action: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Self {
         let action = action.into();
         move |source| NetworkError::Netlink { action, source }

@@ -40,8 +40,10 @@ pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
     }
 }
 
-const ENODEV: i32 = 19;
-const EEXIST: i32 = 17;
+/// "No such device".
+pub const ENODEV: i32 = 19;
+/// "File exists".
+pub const EEXIST: i32 = 17;
 
 /// A netlink connection bound to one network namespace.
 #[derive(Clone)]
@@ -115,7 +117,12 @@ impl Netlink {
 
     /// The index of the link called `name`, if there is one.
     pub async fn link_index(&self, name: &str) -> Result<Option<u32>, NetworkError> {
-        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match links.try_next().await {
             Ok(Some(msg)) => Ok(Some(msg.header.index)),
             Ok(None) => Ok(None),
@@ -161,7 +168,11 @@ impl Netlink {
         gateway: Ipv4Network,
         group: u32,
     ) -> Result<u32, NetworkError> {
-        let msg = LinkBridge::new(name).mtu(mtu).link_group(group).up().build();
+        let msg = LinkBridge::new(name)
+            .mtu(mtu)
+            .link_group(group)
+            .up()
+            .build();
         match self.handle.link().add(msg).execute().await {
             Ok(()) => {}
             Err(e) if errno(&e) == Some(EEXIST) => {}
@@ -176,7 +187,9 @@ impl Netlink {
             .replace()
             .execute()
             .await
-            .map_err(NetworkError::netlink(format!("add address {gateway} to {name}")))?;
+            .map_err(NetworkError::netlink(format!(
+                "add address {gateway} to {name}"
+            )))?;
         // The kernel ignores an alias in a creation request, and `up()` at
         // creation does not cover an existing, downed bridge.
         self.handle
@@ -184,7 +197,9 @@ impl Netlink {
             .set(LinkUnspec::new_with_index(index).alias(alias).up().build())
             .execute()
             .await
-            .map_err(NetworkError::netlink(format!("label and bring up bridge {name}")))?;
+            .map_err(NetworkError::netlink(format!(
+                "label and bring up bridge {name}"
+            )))?;
         Ok(index)
     }
 
@@ -217,7 +232,9 @@ impl Netlink {
             Ok(()) => Ok(()),
             // No link in the group.
             Err(e) if errno(&e) == Some(ENODEV) => Ok(()),
-            Err(e) => Err(NetworkError::netlink(format!("delete link group {group}"))(e)),
+            Err(e) => Err(NetworkError::netlink(format!("delete link group {group}"))(
+                e,
+            )),
         }
     }
 
@@ -239,7 +256,9 @@ impl Netlink {
             .execute()
             .try_collect()
             .await
-            .map_err(NetworkError::netlink(format!("list addresses of link {index}")))?;
+            .map_err(NetworkError::netlink(format!(
+                "list addresses of link {index}"
+            )))?;
         Ok(addrs.iter().find_map(|a| {
             a.attributes.iter().find_map(|attr| match attr {
                 AddressAttribute::Address(IpAddr::V4(ip)) => {
@@ -331,7 +350,11 @@ impl Netlink {
     /// [`Netlink::in_netns`].
     pub async fn configure_endpoint(&self, spec: &VethSpec<'_>) -> Result<(), NetworkError> {
         // ifindex 1 is always the namespace's loopback: it is registered first.
-        let lo = self.handle.link().set(LinkUnspec::new_with_index(1).up().build()).execute();
+        let lo = self
+            .handle
+            .link()
+            .set(LinkUnspec::new_with_index(1).up().build())
+            .execute();
         let index = self.link_index(spec.ifname);
         let (lo, index) = futures::join!(lo, index);
         lo.map_err(NetworkError::netlink("bring up lo in the container"))?;

@@ -433,7 +433,10 @@ mod tests {
         // Loopback is left to the userland proxy.
         let output = rules_of(&v, "output");
         assert_eq!(output[0][0]["match"]["op"], "!=");
-        assert_eq!(output[0][0]["match"]["right"]["prefix"]["addr"], "127.0.0.0");
+        assert_eq!(
+            output[0][0]["match"]["right"]["prefix"]["addr"],
+            "127.0.0.0"
+        );
     }
 
     #[test]
@@ -445,7 +448,10 @@ mod tests {
             .filter(|r| r[1]["match"]["op"] == "!=")
             .collect();
         assert_eq!(outbound.len(), 1);
-        assert_eq!(outbound[0][0]["match"]["right"]["prefix"]["addr"], "172.20.0.0");
+        assert_eq!(
+            outbound[0][0]["match"]["right"]["prefix"]["addr"],
+            "172.20.0.0"
+        );
     }
 
     #[test]
@@ -453,12 +459,18 @@ mod tests {
         let v = sample().to_json();
         let fwd = rules_of(&v, "forward");
         // Same-bridge accept, cross-bridge drop for the normal network.
-        assert!(fwd.iter().any(|r| r[0]["match"]["right"] == "stk-aaaaaaaaaa"
-            && r[1]["match"]["right"] == "stk-aaaaaaaaaa"
-            && r[2].get("accept").is_some()));
-        assert!(fwd.iter().any(|r| r[0]["match"]["right"] == "stk-aaaaaaaaaa"
-            && r[1]["match"]["right"] == "stk-*"
-            && r[2].get("drop").is_some()));
+        assert!(
+            fwd.iter()
+                .any(|r| r[0]["match"]["right"] == "stk-aaaaaaaaaa"
+                    && r[1]["match"]["right"] == "stk-aaaaaaaaaa"
+                    && r[2].get("accept").is_some())
+        );
+        assert!(
+            fwd.iter()
+                .any(|r| r[0]["match"]["right"] == "stk-aaaaaaaaaa"
+                    && r[1]["match"]["right"] == "stk-*"
+                    && r[2].get("drop").is_some())
+        );
         // The internal network drops everything leaving or entering it.
         assert!(fwd.iter().any(|r| r.as_array().unwrap().len() == 2
             && r[0]["match"]["left"]["meta"]["key"] == "iifname"

@@ -24,9 +24,12 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// so and pass vacuously, loudly, except on CI where they must run.
 pub fn can_run() -> bool {
     let root = nix_uid() == 0;
-    let tools = ["ip", "nft", "busybox"]
-        .iter()
-        .all(|t| Command::new("which").arg(t).output().is_ok_and(|o| o.status.success()));
+    let tools = ["ip", "nft", "busybox"].iter().all(|t| {
+        Command::new("which")
+            .arg(t)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
     if !(root && tools) {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -107,7 +110,10 @@ impl Netns {
     pub fn wget(&self, url: &str) -> Output {
         run(
             "ip",
-            &["netns", "exec", &self.name, "timeout", "4", "busybox", "wget", "-q", "-O", "-", url],
+            &[
+                "netns", "exec", &self.name, "timeout", "4", "busybox", "wget", "-q", "-O", "-",
+                url,
+            ],
         )
     }
 
@@ -159,7 +165,9 @@ impl Netns {
             tx.send(()).unwrap();
             let mut buf = [0u8; 1500];
             for _ in 0..count {
-                let Ok((n, from)) = s.recv_from(&mut buf) else { return };
+                let Ok((n, from)) = s.recv_from(&mut buf) else {
+                    return;
+                };
                 // The source tells which path the datagram took: the
                 // gateway for the userland proxy, the client for kernel DNAT.
                 let mut reply = format!("{}:", from.ip()).into_bytes();
@@ -200,7 +208,8 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     pub fn start() -> FakeUpstream {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let addr = s.local_addr().unwrap();
         let count = std::sync::Arc::new(AtomicUsize::new(0));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -208,7 +217,9 @@ impl FakeUpstream {
         std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
             while !st.load(Ordering::Relaxed) {
-                let Ok((n, from)) = s.recv_from(&mut buf) else { continue };
+                let Ok((n, from)) = s.recv_from(&mut buf) else {
+                    continue;
+                };
                 if n < 12 {
                     continue;
                 }
@@ -263,10 +274,7 @@ impl Project {
 
     /// Writes the container's resolv.conf and hosts into its namespace.
     pub async fn write_dns_files(&self, ns: &Netns, container: &str) {
-        let resolv = self
-            .nets
-            .resolv_conf(container, &Default::default())
-            .await;
+        let resolv = self.nets.resolv_conf(container, &Default::default()).await;
         ns.write_etc("resolv.conf", &resolv);
         let hosts = self
             .nets
@@ -282,7 +290,12 @@ impl Drop for Project {
         let _ = run("ip", &["link", "del", "group", &group]);
         let _ = run(
             "nft",
-            &["delete", "table", "ip", &stack::network::names::table_name(&self.name)],
+            &[
+                "delete",
+                "table",
+                "ip",
+                &stack::network::names::table_name(&self.name),
+            ],
         );
     }
 }
@@ -333,7 +346,7 @@ pub fn nslookup_addresses(out: &str) -> Vec<Ipv4Addr> {
     answer
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Address:"))
-        .filter_map(|a| a.trim().split_whitespace().next()?.parse().ok())
+        .filter_map(|a| a.split_whitespace().next()?.parse().ok())
         .collect()
 }
 
@@ -351,13 +364,10 @@ pub fn host_address() -> Option<Ipv4Addr> {
         args.extend(["dev", d.as_str()]);
     }
     let addrs = stdout(&run("ip", &args));
-    addrs
-        .lines()
-        .filter(|l| !l.contains("stk-"))
-        .find_map(|l| {
-            let cidr = l.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
-            cidr.split('/').next()?.parse().ok()
-        })
+    addrs.lines().filter(|l| !l.contains("stk-")).find_map(|l| {
+        let cidr = l.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+        cidr.split('/').next()?.parse().ok()
+    })
 }
 
 /// What `ip link` and `nft list ruleset` still show of a project.

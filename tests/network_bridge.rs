@@ -11,30 +11,30 @@ use std::process::Stdio;
 
 use support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_endpoints_reach_each_other_by_name_and_alias() {
+#[test]
+fn two_endpoints_reach_each_other_by_name_and_alias() {
     if !can_run() {
         return;
     }
-    let p = Project::new("nb").await;
+    let p = Project::new("nb");
     let spec = network(&p.name, "front", Some("10.213.1.0/24"), false);
-    let info = p.nets.create_network("front", &spec).await.unwrap();
+    let info = p.nets.create_network("front", &spec).wait().unwrap();
     assert_eq!(info.gateway, Ipv4Addr::new(10, 213, 1, 1));
     let web = Netns::new("web");
     let api = Netns::new("api");
     let web_ep = p
         .nets
         .attach(&web.attach_req("p-web-1", "front", &["web", "p-web-1"]))
-        .await
+        .wait()
         .unwrap();
     let api_ep = p
         .nets
         .attach(&api.attach_req("p-api-1", "front", &["api", "p-api-1", "backend"]))
-        .await
+        .wait()
         .unwrap();
     assert_ne!(web_ep.ip, api_ep.ip);
-    p.write_dns_files(&web, "p-web-1").await;
-    p.write_dns_files(&api, "p-api-1").await;
+    p.write_dns_files(&web, "p-web-1");
+    p.write_dns_files(&api, "p-api-1");
 
     // The endpoint looks like a container's: eth0 with address, MAC, route.
     let addr = stdout(&web.busybox(&["ip", "addr", "show", "eth0"]));
@@ -88,7 +88,7 @@ async fn two_endpoints_reach_each_other_by_name_and_alias() {
     let hosts = p
         .nets
         .hosts_file("p-web-1", "web", None, &Default::default())
-        .await;
+        .wait();
     assert!(
         hosts.contains(&format!("{}\tapi backend p-api-1", api_ep.ip)),
         "{hosts}"
@@ -97,32 +97,37 @@ async fn two_endpoints_reach_each_other_by_name_and_alias() {
     // Names follow endpoints: detached, api is no longer the project's name
     // and goes to the (fake) upstream, which says NXDOMAIN.
     let before = p.upstream.count.load(std::sync::atomic::Ordering::Relaxed);
-    p.nets.detach("p-api-1", "front").await.unwrap();
+    p.nets.detach("p-api-1", "front").wait().unwrap();
     let out = web.busybox(&["nslookup", "api"]);
     assert!(nslookup_addresses(&stdout(&out)).is_empty(), "{out:?}");
-    assert!(p.upstream.count.load(std::sync::atomic::Ordering::Relaxed) > before);
+    let after = p.upstream.count.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(after > before, "not forwarded: {out:?}");
+    // The gateway stays reachable when a port leaves the bridge (its MAC
+    // is fixed, so neighbours' ARP entries stay right).
+    let out = stdout(&web.busybox(&["nslookup", "p-web-1"]));
+    assert_eq!(nslookup_addresses(&out), vec![web_ep.ip], "{out}");
 
-    p.nets.down().await.unwrap();
+    p.nets.down().wait().unwrap();
     assert_eq!(
         leftovers(&p.name, std::slice::from_ref(&info.bridge)),
         Vec::<String>::new()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_answer_through_one_name_in_rotating_order() {
+#[test]
+fn three_replicas_answer_through_one_name_in_rotating_order() {
     if !can_run() {
         return;
     }
-    let p = Project::new("nr").await;
+    let p = Project::new("nr");
     let spec = network(&p.name, "default", Some("10.213.2.0/24"), false);
-    p.nets.create_network("default", &spec).await.unwrap();
+    p.nets.create_network("default", &spec).wait().unwrap();
     let client = Netns::new("cli");
     p.nets
         .attach(&client.attach_req("p-client-1", "default", &["client"]))
-        .await
+        .wait()
         .unwrap();
-    p.write_dns_files(&client, "p-client-1").await;
+    p.write_dns_files(&client, "p-client-1");
     let mut replicas = Vec::new();
     let mut ips = Vec::new();
     for i in 1..=3 {
@@ -131,7 +136,7 @@ async fn three_replicas_answer_through_one_name_in_rotating_order() {
         let ep = p
             .nets
             .attach(&ns.attach_req(&name, "default", &["db", &name]))
-            .await
+            .wait()
             .unwrap();
         ips.push(ep.ip);
         replicas.push(ns);
@@ -160,38 +165,38 @@ async fn three_replicas_answer_through_one_name_in_rotating_order() {
         assert_eq!(body, Some(format!("replica {i}\n")));
     }
     drop(servers);
-    p.nets.down().await.unwrap();
+    p.nets.down().wait().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn separate_networks_can_neither_resolve_nor_reach_each_other() {
+#[test]
+fn separate_networks_can_neither_resolve_nor_reach_each_other() {
     if !can_run() {
         return;
     }
-    let p = Project::new("ni").await;
+    let p = Project::new("ni");
     let a = p
         .nets
         .create_network("a", &network(&p.name, "a", Some("10.213.3.0/24"), false))
-        .await
+        .wait()
         .unwrap();
     let b = p
         .nets
         .create_network("b", &network(&p.name, "b", Some("10.213.4.0/24"), false))
-        .await
+        .wait()
         .unwrap();
     let on_a = Netns::new("na");
     let on_b = Netns::new("nb");
     p.nets
         .attach(&on_a.attach_req("p-front-1", "a", &["front"]))
-        .await
+        .wait()
         .unwrap();
     let b_ep = p
         .nets
         .attach(&on_b.attach_req("p-back-1", "b", &["back"]))
-        .await
+        .wait()
         .unwrap();
-    p.write_dns_files(&on_a, "p-front-1").await;
-    p.write_dns_files(&on_b, "p-back-1").await;
+    p.write_dns_files(&on_a, "p-front-1");
+    p.write_dns_files(&on_b, "p-back-1");
     let (_httpd, _www) = on_b.serve_http("secret\n");
 
     // The host is on both networks: back's server is up (positive control).
@@ -217,44 +222,44 @@ async fn separate_networks_can_neither_resolve_nor_reach_each_other() {
     assert_eq!(o.status.code(), Some(124), "front reached back? {o:?}");
     assert!(stdout(&o).is_empty());
 
-    p.nets.down().await.unwrap();
+    p.nets.down().wait().unwrap();
     assert_eq!(
         leftovers(&p.name, &[a.bridge.clone(), b.bridge.clone()]),
         Vec::<String>::new()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_internal_network_has_no_default_route() {
+#[test]
+fn an_internal_network_has_no_default_route() {
     if !can_run() {
         return;
     }
-    let p = Project::new("nn").await;
+    let p = Project::new("nn");
     let info = p
         .nets
         .create_network(
             "private",
             &network(&p.name, "private", Some("10.213.5.0/24"), true),
         )
-        .await
+        .wait()
         .unwrap();
     assert!(info.internal);
     let one = Netns::new("i1");
     let two = Netns::new("i2");
     p.nets
         .attach(&one.attach_req("p-one-1", "private", &["one"]))
-        .await
+        .wait()
         .unwrap();
     let two_ep = p
         .nets
         .attach(&two.attach_req("p-two-1", "private", &["two"]))
-        .await
+        .wait()
         .unwrap();
     let routes = stdout(&one.busybox(&["ip", "route"]));
     assert!(!routes.contains("default"), "{routes}");
     assert!(routes.contains("10.213.5.0/24"), "{routes}");
     // Inside the network, neighbours still talk and resolve.
-    p.write_dns_files(&one, "p-one-1").await;
+    p.write_dns_files(&one, "p-one-1");
     let out = stdout(&one.busybox(&["nslookup", "two"]));
     assert_eq!(nslookup_addresses(&out), vec![two_ep.ip]);
     let (_httpd, _www) = two.serve_http("inside\n");
@@ -263,25 +268,25 @@ async fn an_internal_network_has_no_default_route() {
         o.status.success().then(|| stdout(&o))
     });
     assert_eq!(body.as_deref(), Some("inside\n"));
-    p.nets.down().await.unwrap();
+    p.nets.down().wait().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn default_pool_subnet_avoids_host_routes_and_everything_is_removed_by_down() {
+#[test]
+fn default_pool_subnet_avoids_host_routes_and_everything_is_removed_by_down() {
     if !can_run() {
         return;
     }
-    let p = Project::new("nd").await;
+    let p = Project::new("nd");
     let info = p
         .nets
         .create_network("default", &network(&p.name, "default", None, false))
-        .await
+        .wait()
         .unwrap();
     // Idempotent: the same network again.
     let again = p
         .nets
         .create_network("default", &network(&p.name, "default", None, false))
-        .await
+        .wait()
         .unwrap();
     assert_eq!(info, again);
     // The subnet overlaps nothing else the host routes.
@@ -305,7 +310,7 @@ async fn default_pool_subnet_avoids_host_routes_and_everything_is_removed_by_dow
     let ep = p
         .nets
         .attach(&ns.attach_req("p-app-1", "default", &["app"]))
-        .await
+        .wait()
         .unwrap();
     assert!(info.subnet.contains(ep.ip));
     // The label is visible on the host.
@@ -321,7 +326,7 @@ async fn default_pool_subnet_avoids_host_routes_and_everything_is_removed_by_dow
     assert!(ruleset.contains("masquerade"), "{ruleset}");
 
     // down while the "container" still runs: veth and bridge go in one batch.
-    p.nets.down().await.unwrap();
+    p.nets.down().wait().unwrap();
     assert_eq!(
         leftovers(&p.name, std::slice::from_ref(&info.bridge)),
         Vec::<String>::new()
@@ -339,4 +344,72 @@ async fn default_pool_subnet_avoids_host_routes_and_everything_is_removed_by_dow
             .join(format!("{}.json", p.name))
             .exists()
     );
+}
+
+#[test]
+fn a_container_on_two_networks_gets_eth1_and_resolves_on_both() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("nm");
+    let a = p
+        .nets
+        .create_network("a", &network(&p.name, "a", Some("10.213.9.0/24"), false))
+        .wait()
+        .unwrap();
+    p.nets
+        .create_network("b", &network(&p.name, "b", Some("10.213.10.0/24"), false))
+        .wait()
+        .unwrap();
+    let both = Netns::new("bo");
+    let x = Netns::new("x");
+    let y = Netns::new("y");
+    let both_a = p
+        .nets
+        .attach(&both.attach_req("p-both-1", "a", &["both"]))
+        .wait()
+        .unwrap();
+    let mut on_b = both.attach_req("p-both-1", "b", &["both"]);
+    on_b.ifname = "eth1".into();
+    let both_b = p.nets.attach(&on_b).wait().unwrap();
+    let x_ep = p
+        .nets
+        .attach(&x.attach_req("p-x-1", "a", &["x"]))
+        .wait()
+        .unwrap();
+    let y_ep = p
+        .nets
+        .attach(&y.attach_req("p-y-1", "b", &["y"]))
+        .wait()
+        .unwrap();
+    for (ns, c) in [(&both, "p-both-1"), (&x, "p-x-1"), (&y, "p-y-1")] {
+        p.write_dns_files(ns, c);
+    }
+
+    let addrs = stdout(&both.busybox(&["ip", "-4", "addr"]));
+    assert!(addrs.contains(&format!("inet {}/24", both_a.ip)), "{addrs}");
+    assert!(addrs.contains(&format!("inet {}/24", both_b.ip)), "{addrs}");
+    // One default route: through the first network's gateway.
+    let routes = stdout(&both.busybox(&["ip", "route"]));
+    assert_eq!(routes.matches("default").count(), 1, "{routes}");
+    assert!(
+        routes.contains(&format!("default via {}", a.gateway)),
+        "{routes}"
+    );
+    // Its resolver (a's server) answers for both of its networks.
+    let out = stdout(&both.busybox(&["nslookup", "y"]));
+    assert_eq!(nslookup_addresses(&out), vec![y_ep.ip], "{out}");
+    let out = stdout(&both.busybox(&["nslookup", "x"]));
+    assert_eq!(nslookup_addresses(&out), vec![x_ep.ip], "{out}");
+    // y sees `both` at its address on b, the network they share.
+    let out = stdout(&y.busybox(&["nslookup", "both"]));
+    assert_eq!(nslookup_addresses(&out), vec![both_b.ip], "{out}");
+    // And traffic flows over eth1.
+    let (_httpd, _www) = y.serve_http("over eth1\n");
+    let body = eventually(|| {
+        let o = both.wget("http://y/");
+        o.status.success().then(|| stdout(&o))
+    });
+    assert_eq!(body.as_deref(), Some("over eth1\n"));
+    p.nets.down().wait().unwrap();
 }

@@ -33,23 +33,23 @@ fn udp_roundtrip(to: SocketAddr, msg: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn published_tcp_and_udp_ports_answer_on_loopback_and_the_host_address() {
+#[test]
+fn published_tcp_and_udp_ports_answer_on_loopback_and_the_host_address() {
     if !can_run() {
         return;
     }
-    let p = Project::new("pp").await;
+    let p = Project::new("pp");
     p.nets
         .create_network(
             "web",
             &network(&p.name, "web", Some("10.213.6.0/24"), false),
         )
-        .await
+        .wait()
         .unwrap();
     let ns = Netns::new("pub");
     p.nets
         .attach(&ns.attach_req("p-web-1", "web", &["web"]))
-        .await
+        .wait()
         .unwrap();
     let (_httpd, _www) = ns.serve_http("published\n");
     let echo = ns.udp_echo(9053, 2);
@@ -62,7 +62,7 @@ async fn published_tcp_and_udp_ports_answer_on_loopback_and_the_host_address() {
                 port(Some("38182"), 9053, "udp"),
             ],
         )
-        .await
+        .wait()
         .unwrap();
     assert_eq!(published.len(), 2);
     assert_eq!((published[0].host_port, published[0].target), (38181, 80));
@@ -93,62 +93,62 @@ async fn published_tcp_and_udp_ports_answer_on_loopback_and_the_host_address() {
     let _ = echo.join();
 
     // Unpublished, the port is free again and nothing answers.
-    p.nets.unpublish("p-web-1").await.unwrap();
+    p.nets.unpublish("p-web-1").wait().unwrap();
     assert!(std::net::TcpListener::bind(("0.0.0.0", 38181)).is_ok());
-    p.nets.down().await.unwrap();
+    p.nets.down().wait().unwrap();
     assert_eq!(leftovers(&p.name, &[]), Vec::<String>::new());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_random_host_port_is_reported() {
+#[test]
+fn a_random_host_port_is_reported() {
     if !can_run() {
         return;
     }
-    let p = Project::new("pr").await;
+    let p = Project::new("pr");
     p.nets
         .create_network(
             "web",
             &network(&p.name, "web", Some("10.213.7.0/24"), false),
         )
-        .await
+        .wait()
         .unwrap();
     let ns = Netns::new("rnd");
     p.nets
         .attach(&ns.attach_req("p-web-1", "web", &["web"]))
-        .await
+        .wait()
         .unwrap();
     let (_httpd, _www) = ns.serve_http("random\n");
     let published = p
         .nets
         .publish("p-web-1", &[port(None, 80, "tcp")])
-        .await
+        .wait()
         .unwrap();
     let chosen = published[0].host_port;
     assert_ne!(chosen, 0);
     // `stack port` reads the same.
-    assert_eq!(p.nets.ports("p-web-1").await, published);
+    assert_eq!(p.nets.ports("p-web-1").wait(), published);
     let lo = SocketAddr::from((Ipv4Addr::LOCALHOST, chosen));
     assert_eq!(eventually(|| http_get(lo)).as_deref(), Some("random\n"));
-    p.nets.down().await.unwrap();
+    p.nets.down().wait().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_taken_host_port_fails_before_anything_changes() {
+#[test]
+fn a_taken_host_port_fails_before_anything_changes() {
     if !can_run() {
         return;
     }
-    let p = Project::new("pt").await;
+    let p = Project::new("pt");
     p.nets
         .create_network(
             "web",
             &network(&p.name, "web", Some("10.213.8.0/24"), false),
         )
-        .await
+        .wait()
         .unwrap();
     let ns = Netns::new("tkn");
     p.nets
         .attach(&ns.attach_req("p-web-1", "web", &["web"]))
-        .await
+        .wait()
         .unwrap();
     let table = format!("stack-{}", p.name);
     let rules_before = stdout(&run("nft", &["list", "table", "ip", &table]));
@@ -163,7 +163,7 @@ async fn a_taken_host_port_fails_before_anything_changes() {
                 port(Some("38191"), 80, "tcp"),
             ],
         )
-        .await
+        .wait()
         .unwrap_err();
     assert!(matches!(err, NetworkError::PortTaken { .. }), "{err}");
     assert!(err.to_string().contains("0.0.0.0:38191/tcp"), "{err}");
@@ -177,6 +177,6 @@ async fn a_taken_host_port_fails_before_anything_changes() {
         rules_before
     );
     assert!(std::net::TcpListener::bind(("0.0.0.0", 38190)).is_ok());
-    assert!(p.nets.ports("p-web-1").await.is_empty());
-    p.nets.down().await.unwrap();
+    assert!(p.nets.ports("p-web-1").wait().is_empty());
+    p.nets.down().wait().unwrap();
 }

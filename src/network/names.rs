@@ -47,6 +47,20 @@ pub fn bridge_name(network: &str) -> String {
     format!("{BRIDGE_PREFIX}{}", hex_hash(&[network], 10))
 }
 
+/// The bridge's own MAC address: fixed, derived from its name. A bridge
+/// without one takes the lowest MAC of its ports and changes it when that
+/// port leaves, and then every container's ARP entry for the gateway points
+/// nowhere until it expires (tens of seconds without DNS or a way out).
+/// Locally administered and unicast (`02:...`).
+pub fn bridge_mac(bridge: &str) -> [u8; 6] {
+    let h = hex_hash(&["mac", bridge], 10);
+    let mut mac = [0x02, 0, 0, 0, 0, 0];
+    for (i, b) in mac.iter_mut().enumerate().skip(1) {
+        *b = u8::from_str_radix(&h[(i - 1) * 2..i * 2], 16).unwrap_or(0);
+    }
+    mac
+}
+
 /// The link group of everything a project creates: deleting the group
 /// deletes all its bridges and veths in one kernel batch. Never 0, the
 /// group every other link is in, and below 2^31 so that iproute2 (which
@@ -132,6 +146,14 @@ mod tests {
         assert!(!host.starts_with(BRIDGE_PREFIX));
         assert_eq!(host[3..], peer[3..]);
         assert_ne!(host, veth_names("stk-0123456789", "demo-web-2").0);
+    }
+
+    #[test]
+    fn bridge_macs_are_stable_local_unicast() {
+        let m = bridge_mac("stk-0123456789");
+        assert_eq!(m, bridge_mac("stk-0123456789"));
+        assert_eq!(m[0], 0x02);
+        assert_ne!(m, bridge_mac("stk-0123456780"));
     }
 
     #[test]

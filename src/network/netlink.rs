@@ -168,8 +168,10 @@ impl Netlink {
         gateway: Ipv4Network,
         group: u32,
     ) -> Result<u32, NetworkError> {
+        let mac = super::names::bridge_mac(name).to_vec();
         let msg = LinkBridge::new(name)
             .mtu(mtu)
+            .address(mac.clone())
             .link_group(group)
             .up()
             .build();
@@ -194,7 +196,13 @@ impl Netlink {
         // creation does not cover an existing, downed bridge.
         self.handle
             .link()
-            .set(LinkUnspec::new_with_index(index).alias(alias).up().build())
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .alias(alias)
+                    .address(mac)
+                    .up()
+                    .build(),
+            )
             .execute()
             .await
             .map_err(NetworkError::netlink(format!(

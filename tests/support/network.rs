@@ -20,6 +20,27 @@ use stack::spec::model::{Ipam, IpamConfig, Network};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The runtime every test's networks live on. Tests are plain threads that
+/// block on it: they run blocking commands (`ip netns exec ... busybox`)
+/// freely, while the DNS servers and proxies run on the runtime's own
+/// workers, never starved by a test that waits.
+static RT: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+});
+
+/// `future.wait()`: runs a future to completion on the tests' runtime.
+pub trait Wait: std::future::Future + Sized {
+    fn wait(self) -> Self::Output {
+        RT.block_on(self)
+    }
+}
+
+impl<F: std::future::Future> Wait for F {}
+
 /// The tests need root (CAP_NET_ADMIN) and the tools; without them they say
 /// so and pass vacuously, loudly, except on CI where they must run.
 pub fn can_run() -> bool {
@@ -87,10 +108,16 @@ impl Netns {
         let o = run("ip", &["netns", "add", &name]);
         assert!(o.status.success(), "ip netns add {name}: {o:?}");
         std::fs::create_dir_all(format!("/etc/netns/{name}")).unwrap();
-        Netns {
+        let ns = Netns {
             path: PathBuf::from(format!("/run/netns/{name}")),
             name,
-        }
+        };
+        // Until a test writes the project's files, resolve nothing: without
+        // these, `ip netns exec` would show the host's resolv.conf, and a
+        // lookup would leave the machine.
+        ns.write_etc("resolv.conf", "nameserver 127.0.0.1\n");
+        ns.write_etc("hosts", "127.0.0.1\tlocalhost\n");
+        ns
     }
 
     /// Writes `/etc/<file>` as the namespace's processes see it.
@@ -250,7 +277,7 @@ pub struct Project {
 }
 
 impl Project {
-    pub async fn new(tag: &str) -> Project {
+    pub fn new(tag: &str) -> Project {
         let name = unique(tag);
         let root = tempfile::tempdir().unwrap();
         let upstream = FakeUpstream::start();
@@ -259,7 +286,7 @@ impl Project {
             host_resolv: Some(Default::default()),
             ..Options::default()
         };
-        let nets = Networks::open(&name, root.path(), options).await.unwrap();
+        let nets = Networks::open(&name, root.path(), options).wait().unwrap();
         Project {
             name,
             nets,
@@ -273,13 +300,13 @@ impl Project {
     }
 
     /// Writes the container's resolv.conf and hosts into its namespace.
-    pub async fn write_dns_files(&self, ns: &Netns, container: &str) {
-        let resolv = self.nets.resolv_conf(container, &Default::default()).await;
+    pub fn write_dns_files(&self, ns: &Netns, container: &str) {
+        let resolv = self.nets.resolv_conf(container, &Default::default()).wait();
         ns.write_etc("resolv.conf", &resolv);
         let hosts = self
             .nets
             .hosts_file(container, container, None, &BTreeMap::new())
-            .await;
+            .wait();
         ns.write_etc("hosts", &hosts);
     }
 }

@@ -180,3 +180,77 @@ fn a_taken_host_port_fails_before_anything_changes() {
     assert!(p.nets.ports("p-web-1").wait().is_empty());
     p.nets.down().wait().unwrap();
 }
+
+#[test]
+fn under_a_drop_forward_policy_our_bridges_get_accept_rules_that_remove_cleanly() {
+    use stack::network::nft::{self, NetRules, PortRule, ProjectRules, Proto};
+    if !can_run() {
+        return;
+    }
+    // A namespace of its own holds the firewall, so the host's is untouched.
+    let ns = Netns::new("fw");
+    let (forward, table, again, after_forward, after_tables) = in_netns(&ns, || {
+        nft_script(
+            "table ip filter {\n chain FORWARD {\n type filter hook forward priority 0; policy drop;\n }\n}\n",
+        );
+        let rules = ProjectRules {
+            project: "fwtest".into(),
+            networks: vec![NetRules {
+                bridge: "stk-fwtest0001".into(),
+                subnet: "10.213.11.0/24".parse().unwrap(),
+                internal: false,
+            }],
+            ports: vec![PortRule {
+                protocol: Proto::Tcp,
+                host_ip: None,
+                host_port: 8080,
+                dest: Ipv4Addr::new(10, 213, 11, 2),
+                dest_port: 80,
+            }],
+        };
+        nft::apply(&rules).unwrap();
+        let forward = stdout(&run("nft", &["list", "chain", "ip", "filter", "FORWARD"]));
+        let table = stdout(&run("nft", &["list", "table", "ip", "stack-fwtest"]));
+        // Applying again replaces, never duplicates.
+        nft::apply(&rules).unwrap();
+        let again = stdout(&run("nft", &["list", "chain", "ip", "filter", "FORWARD"]));
+        nft::remove("fwtest").unwrap();
+        (
+            forward,
+            table,
+            again,
+            stdout(&run("nft", &["list", "chain", "ip", "filter", "FORWARD"])),
+            stdout(&run("nft", &["list", "tables"])),
+        )
+    });
+    assert!(forward.contains("policy drop"), "{forward}");
+    assert!(
+        forward.contains("iifname \"stk-fwtest0001\" accept comment \"stack:fwtest\""),
+        "{forward}"
+    );
+    assert!(
+        forward.contains("ct state established,related accept"),
+        "{forward}"
+    );
+    assert_eq!(forward, again);
+    assert!(
+        table.contains("tcp dport 8080 dnat to 10.213.11.2:80"),
+        "{table}"
+    );
+    assert!(
+        table.contains("ip saddr 10.213.11.0/24 oifname != \"stk-fwtest0001\" masquerade"),
+        "{table}"
+    );
+    assert!(
+        table.contains("iifname \"stk-fwtest0001\" oifname \"stk-*\" drop"),
+        "{table}"
+    );
+    assert!(
+        table.contains("ip daddr != 127.0.0.0/8 fib daddr type local jump ports"),
+        "{table}"
+    );
+    // Removal takes exactly what stack added, and leaves the chain.
+    assert!(!after_forward.contains("stack:fwtest"), "{after_forward}");
+    assert!(after_forward.contains("policy drop"));
+    assert!(!after_tables.contains("stack-fwtest"), "{after_tables}");
+}

@@ -115,6 +115,8 @@ pub enum NetworkError {
     },
     #[error("port `{value}` cannot be published: {why}")]
     BadPort { value: String, why: String },
+    #[error("`network_mode: {value}` is not understood; {why}")]
+    BadMode { value: String, why: String },
     #[error("the network namespace {} cannot be opened: {source}; is the container still running?", path.display())]
     Netns {
         path: PathBuf,
@@ -181,5 +183,72 @@ impl NetworkError {
             path,
             source,
         }
+    }
+}
+
+/// A service's `network_mode`: which network namespace its containers get.
+///
+/// Only `Bridge` involves [`Networks`]; the others tell the runtime whose
+/// namespace to join (the host's, a fresh empty one, or another
+/// container's), and stack attaches no endpoint and serves no DNS for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The service's `networks:` (the default network when none are named).
+    Bridge,
+    /// The host's own namespace: no isolation, ports are not published.
+    Host,
+    /// A namespace with only `lo`.
+    None,
+    /// The namespace of a container of service `NAME` (its first replica).
+    Service(String),
+    /// The namespace of the container named `NAME`.
+    Container(String),
+}
+
+impl NetworkMode {
+    /// Reads `network_mode` (`None` when absent).
+    pub fn parse(mode: Option<&str>) -> Result<NetworkMode, NetworkError> {
+        let bad = |why: &str| NetworkError::BadMode {
+            value: mode.unwrap_or_default().to_string(),
+            why: why.to_string(),
+        };
+        Ok(match mode {
+            None | Some("bridge") | Some("default") => NetworkMode::Bridge,
+            Some("host") => NetworkMode::Host,
+            Some("none") => NetworkMode::None,
+            Some(m) => match m.split_once(':') {
+                Some(("service", s)) if !s.is_empty() => NetworkMode::Service(s.to_string()),
+                Some(("container", c)) if !c.is_empty() => NetworkMode::Container(c.to_string()),
+                _ => {
+                    return Err(bad(
+                        "write `bridge`, `host`, `none`, `service:NAME` or `container:NAME`",
+                    ));
+                }
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_modes_parse() {
+        assert_eq!(NetworkMode::parse(None).unwrap(), NetworkMode::Bridge);
+        assert_eq!(NetworkMode::parse(Some("host")).unwrap(), NetworkMode::Host);
+        assert_eq!(NetworkMode::parse(Some("none")).unwrap(), NetworkMode::None);
+        assert_eq!(
+            NetworkMode::parse(Some("service:db")).unwrap(),
+            NetworkMode::Service("db".into())
+        );
+        assert_eq!(
+            NetworkMode::parse(Some("container:abc")).unwrap(),
+            NetworkMode::Container("abc".into())
+        );
+        let e = NetworkMode::parse(Some("service:"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("service:NAME"), "{e}");
     }
 }

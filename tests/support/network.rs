@@ -418,3 +418,32 @@ pub fn leftovers(project: &str, bridges: &[String]) -> Vec<String> {
     }
     left
 }
+
+/// Runs `f` on a thread that entered `ns` (setns is per thread, and the
+/// processes it starts inherit the namespace): nftables rules made there
+/// are that namespace's, never the host's.
+pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let file = std::fs::File::open(&ns.path).unwrap();
+    std::thread::spawn(move || {
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// `nft -f -` with `script`.
+pub fn nft_script(script: &str) {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft -f: {script}");
+}

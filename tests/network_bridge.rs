@@ -413,3 +413,46 @@ fn a_container_on_two_networks_gets_eth1_and_resolves_on_both() {
     assert_eq!(body.as_deref(), Some("over eth1\n"));
     p.nets.down().wait().unwrap();
 }
+
+#[test]
+fn a_restarted_watcher_serves_the_recorded_names_and_another_process_can_bring_it_down() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("nw");
+    let info = p
+        .nets
+        .create_network(
+            "default",
+            &network(&p.name, "default", Some("10.213.12.0/24"), false),
+        )
+        .wait()
+        .unwrap();
+    let one = Netns::new("w1");
+    let two = Netns::new("w2");
+    p.nets
+        .attach(&one.attach_req("p-one-1", "default", &["one"]))
+        .wait()
+        .unwrap();
+    let two_ep = p
+        .nets
+        .attach(&two.attach_req("p-two-1", "default", &["two"]))
+        .wait()
+        .unwrap();
+    p.write_dns_files(&one, "p-one-1");
+    // The watcher exits: nothing answers, but the network stays.
+    p.reopen(false);
+    let out = stdout(&one.busybox(&["nslookup", "two"]));
+    assert!(nslookup_addresses(&out).is_empty(), "{out}");
+    // A new watcher opens the same record and serves the names again.
+    p.reopen(true);
+    let out = stdout(&one.busybox(&["nslookup", "two"]));
+    assert_eq!(nslookup_addresses(&out), vec![two_ep.ip], "{out}");
+    // A one-shot `down` (no DNS of its own) removes everything.
+    p.reopen(false);
+    p.nets.down().wait().unwrap();
+    assert_eq!(
+        leftovers(&p.name, std::slice::from_ref(&info.bridge)),
+        Vec::<String>::new()
+    );
+}

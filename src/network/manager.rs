@@ -938,6 +938,18 @@ impl Networks {
             .collect()
     }
 
+    /// Stops serving (DNS servers, port proxies) and leaves everything else
+    /// in place: what a watcher does when it exits. The next
+    /// [`Networks::open`] with `serve_dns` serves the recorded names again;
+    /// meanwhile containers keep their addresses and `/etc/hosts`.
+    pub async fn close(self) {
+        let mut st = self.state.lock().await;
+        st.proxies.clear();
+        for (_, s) in std::mem::take(&mut st.dns) {
+            s.stop().await;
+        }
+    }
+
     /// Removes everything of the project: proxies, DNS servers, every
     /// bridge and veth (from the record and by their labels, in one kernel
     /// batch), its nftables rules and its record. External networks stay.

@@ -295,6 +295,32 @@ impl Project {
         }
     }
 
+    /// Closes the project's `Networks` (as an exiting watcher does) and
+    /// opens the record again, serving DNS or not (a new watcher, or a
+    /// one-shot command such as `down`).
+    pub fn reopen(&mut self, serve_dns: bool) {
+        let options = Options {
+            serve_dns,
+            upstreams: Some(vec![self.upstream.addr]),
+            host_resolv: Some(Default::default()),
+            ..Options::default()
+        };
+        let quiet = Options {
+            serve_dns: false,
+            ..options.clone()
+        };
+        let placeholder = Networks::open(&self.name, self._root.path(), quiet)
+            .wait()
+            .unwrap();
+        std::mem::replace(&mut self.nets, placeholder)
+            .close()
+            .wait();
+        let fresh = Networks::open(&self.name, self._root.path(), options)
+            .wait()
+            .unwrap();
+        std::mem::replace(&mut self.nets, fresh).close().wait();
+    }
+
     pub fn root(&self) -> &Path {
         self._root.path()
     }

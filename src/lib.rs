@@ -10,3 +10,4 @@ pub mod network;
 pub mod planner;
 pub mod spec;
 pub mod state;
+pub mod volumes;

@@ -8,6 +8,7 @@ pub mod args;
 mod config;
 mod generate;
 pub mod render;
+mod volume;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ pub fn main() -> ExitCode {
     };
     let result = match &cli.command {
         args::Command::Config(a) => config::run(&cli.global, a),
+        args::Command::Volume(v) => volume::run(&cli.global, v),
         args::Command::Completion { shell } => generate::completion(*shell),
         args::Command::Man => generate::man(),
     };

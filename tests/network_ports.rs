@@ -92,6 +92,20 @@ fn published_tcp_and_udp_ports_answer_on_loopback_and_the_host_address() {
     );
     let _ = echo.join();
 
+    // Hairpin: a neighbour on the same network reaches the published port
+    // through the host's address.
+    let neighbour = Netns::new("nbr");
+    p.nets
+        .attach(&neighbour.attach_req("p-client-1", "web", &["client"]))
+        .wait()
+        .unwrap();
+    let url = format!("http://{host}:38181/");
+    let body = eventually(|| {
+        let o = neighbour.wget(&url);
+        o.status.success().then(|| stdout(&o))
+    });
+    assert_eq!(body.as_deref(), Some("published\n"));
+
     // Unpublished, the port is free again and nothing answers.
     p.nets.unpublish("p-web-1").wait().unwrap();
     assert!(std::net::TcpListener::bind(("0.0.0.0", 38181)).is_ok());
@@ -253,4 +267,143 @@ fn under_a_drop_forward_policy_our_bridges_get_accept_rules_that_remove_cleanly(
     assert!(!after_forward.contains("stack:fwtest"), "{after_forward}");
     assert!(after_forward.contains("policy drop"));
     assert!(!after_tables.contains("stack-fwtest"), "{after_tables}");
+}
+
+#[test]
+fn ports_reserved_before_the_container_starts_are_held_then_forwarded() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("pv");
+    p.nets
+        .create_network(
+            "web",
+            &network(&p.name, "web", Some("10.213.15.0/24"), false),
+        )
+        .wait()
+        .unwrap();
+    // Before the container exists: one random port, reserved.
+    let reserved = p
+        .nets
+        .reserve_ports("p-web-1", &[port(None, 80, "tcp")])
+        .wait()
+        .unwrap();
+    let chosen = reserved[0].host_port;
+    assert!(std::net::TcpListener::bind(("0.0.0.0", chosen)).is_err());
+    // A reservation that cannot be complete holds nothing.
+    let _other_program = std::net::TcpListener::bind("0.0.0.0:38201").unwrap();
+    let err = p
+        .nets
+        .reserve_ports(
+            "p-api-1",
+            &[
+                port(Some("38200"), 80, "tcp"),
+                port(Some("38201"), 80, "tcp"),
+            ],
+        )
+        .wait()
+        .unwrap_err();
+    assert!(matches!(err, NetworkError::PortTaken { .. }), "{err}");
+    assert!(std::net::TcpListener::bind(("0.0.0.0", 38200)).is_ok());
+    // The container starts; publishing forwards the reserved port.
+    let ns = Netns::new("rsv");
+    p.nets
+        .attach(&ns.attach_req("p-web-1", "web", &["web"]))
+        .wait()
+        .unwrap();
+    let (_httpd, _www) = ns.serve_http("reserved\n");
+    let published = p.nets.publish("p-web-1", &[]).wait().unwrap();
+    assert_eq!(published, reserved);
+    let lo = SocketAddr::from((Ipv4Addr::LOCALHOST, chosen));
+    assert_eq!(eventually(|| http_get(lo)).as_deref(), Some("reserved\n"));
+    p.nets.down().wait().unwrap();
+    assert!(std::net::TcpListener::bind(("0.0.0.0", chosen)).is_ok());
+}
+
+/// An "outside" host: a namespace joined to the host by a veth pair of the
+/// test's own, with a /30 between them. Dropping it removes both ends.
+struct Outside {
+    ns: Netns,
+    addr: Ipv4Addr,
+    host_side: Ipv4Addr,
+}
+
+impl Outside {
+    fn new(third_octet: u8) -> Outside {
+        let ns = Netns::new("out");
+        let host_if = unique("sto");
+        let (host_side, addr) = (
+            Ipv4Addr::new(10, 213, third_octet, 1),
+            Ipv4Addr::new(10, 213, third_octet, 2),
+        );
+        for args in [
+            vec![
+                "link", "add", &host_if, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+            ],
+            vec!["addr", "add", &format!("{host_side}/30"), "dev", &host_if],
+            vec!["link", "set", &host_if, "up"],
+            vec![
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{addr}/30"),
+                "dev",
+                "eth0",
+            ],
+            vec!["-n", &ns.name, "link", "set", "eth0", "up"],
+        ] {
+            let o = run("ip", &args);
+            assert!(o.status.success(), "ip {args:?}: {o:?}");
+        }
+        Outside {
+            ns,
+            addr,
+            host_side,
+        }
+    }
+}
+
+#[test]
+fn outbound_traffic_is_masqueraded_and_an_internal_network_has_no_way_out() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("po");
+    let outside = Outside::new(16);
+    p.nets
+        .create_network(
+            "web",
+            &network(&p.name, "web", Some("10.213.17.0/24"), false),
+        )
+        .wait()
+        .unwrap();
+    p.nets
+        .create_network(
+            "priv",
+            &network(&p.name, "priv", Some("10.213.18.0/24"), true),
+        )
+        .wait()
+        .unwrap();
+    let c = Netns::new("oc");
+    let i = Netns::new("oi");
+    p.nets
+        .attach(&c.attach_req("p-c-1", "web", &["c"]))
+        .wait()
+        .unwrap();
+    p.nets
+        .attach(&i.attach_req("p-i-1", "priv", &["i"]))
+        .wait()
+        .unwrap();
+    let echo = outside.ns.udp_echo(9100, 1);
+    // The outside sees the host's address, not the container's. The client
+    // is a thread inside the container's namespace.
+    let target = SocketAddr::from((outside.addr, 9100));
+    let reply = in_netns(&c, move || eventually(|| udp_roundtrip(target, "hi")));
+    assert_eq!(reply, Some(format!("{}:hi", outside.host_side)));
+    let _ = echo.join();
+    // The internal network's container has no route there at all.
+    let o = i.busybox(&["ip", "route", "get", &outside.addr.to_string()]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    p.nets.down().wait().unwrap();
 }

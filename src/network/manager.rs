@@ -165,6 +165,8 @@ struct State {
     dns: BTreeMap<String, DnsServer>,
     /// By container.
     proxies: BTreeMap<String, Vec<Proxy>>,
+    /// Host ports bound ahead of a container's start, with their targets.
+    reserved: BTreeMap<String, Vec<(BoundPort, u16)>>,
 }
 
 /// One project's networks on this host.
@@ -271,6 +273,7 @@ impl Networks {
                 bridge_index: BTreeMap::new(),
                 dns: BTreeMap::new(),
                 proxies: BTreeMap::new(),
+                reserved: BTreeMap::new(),
             }),
         };
         if me.options.serve_dns {
@@ -781,10 +784,44 @@ impl Networks {
         out
     }
 
-    /// Publishes `ports` of `container` (its primary endpoint). Every host
-    /// port is bound first: if one is taken, the call fails and nothing has
-    /// changed. Returns the bound ports, random ones resolved. Publishing
-    /// again for the same container replaces its earlier ports.
+    /// Binds `container`'s host ports now, before it exists, and holds them
+    /// until [`Networks::publish`] forwards them (or [`Networks::unpublish`]
+    /// lets them go). The planner reserves every service's ports before it
+    /// starts anything, so a taken port is an error before anything starts.
+    /// All or nothing: on error no port is held. Returns the ports, random
+    /// ones resolved.
+    pub async fn reserve_ports(
+        &self,
+        container: &str,
+        ports: &[Port],
+    ) -> Result<Vec<PublishedPort>, NetworkError> {
+        let mut st = self.state.lock().await;
+        // An earlier reservation for the container is replaced.
+        st.reserved.remove(container);
+        let bound = bind_all(ports)?;
+        let shown = bound
+            .iter()
+            .map(|(b, target)| PublishedPort {
+                container: container.to_string(),
+                protocol: b.protocol.as_str().to_string(),
+                host_ip: match b.addr.ip() {
+                    IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
+                    _ => None,
+                },
+                host_port: b.addr.port(),
+                target: *target,
+            })
+            .collect();
+        st.reserved.insert(container.to_string(), bound);
+        Ok(shown)
+    }
+
+    /// Publishes `ports` of `container` (its primary endpoint): the ports
+    /// reserved for it by [`Networks::reserve_ports`] if there are any, else
+    /// `ports`, bound now. Every host port is bound before any rule is
+    /// written: if one is taken, the call fails and nothing has changed.
+    /// Returns the bound ports, random ones resolved. Publishing again for
+    /// the same container replaces its earlier ports.
     pub async fn publish(
         &self,
         container: &str,
@@ -808,12 +845,11 @@ impl Networks {
             .cloned()
             .collect();
         st.proxies.remove(container);
-        let mut bound: Vec<(BoundPort, &Port)> = Vec::new();
-        for port in ports {
-            match bind_port(port) {
-                Ok(b) => bound.push((b, port)),
+        let bound = match st.reserved.remove(container) {
+            Some(r) => r,
+            None => match bind_all(ports) {
+                Ok(b) => b,
                 Err(e) => {
-                    drop(bound);
                     // Take the earlier ports back, as they were.
                     if !earlier.is_empty() {
                         let mut again = Vec::new();
@@ -838,11 +874,11 @@ impl Networks {
                     }
                     return Err(e);
                 }
-            }
-        }
+            },
+        };
         let mut records = Vec::new();
         let mut proxies = Vec::new();
-        for (b, port) in bound {
+        for (b, target_port) in bound {
             let host_ip = match b.addr.ip() {
                 IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
                 _ => None,
@@ -852,10 +888,10 @@ impl Networks {
                 protocol: b.protocol.as_str().to_string(),
                 host_ip,
                 host_port: b.addr.port(),
-                target: port.target,
+                target: target_port,
                 dest: primary.ip,
             });
-            let target = SocketAddr::new(IpAddr::V4(primary.ip), port.target);
+            let target = SocketAddr::new(IpAddr::V4(primary.ip), target_port);
             proxies
                 .push(b.start(target).map_err(|e| {
                     NetworkError::Task(format!("cannot start the port proxy: {e}"))
@@ -877,6 +913,7 @@ impl Networks {
     pub async fn unpublish(&self, container: &str) -> Result<(), NetworkError> {
         let mut st = self.state.lock().await;
         st.proxies.remove(container);
+        st.reserved.remove(container);
         let before = st.record.ports.len();
         st.record.ports.retain(|p| p.container != container);
         if before == st.record.ports.len() {
@@ -945,6 +982,7 @@ impl Networks {
     pub async fn close(self) {
         let mut st = self.state.lock().await;
         st.proxies.clear();
+        st.reserved.clear();
         for (_, s) in std::mem::take(&mut st.dns) {
             s.stop().await;
         }
@@ -956,6 +994,7 @@ impl Networks {
     pub async fn down(&self) -> Result<(), NetworkError> {
         let mut st = self.state.lock().await;
         st.proxies.clear();
+        st.reserved.clear();
         for (_, s) in std::mem::take(&mut st.dns) {
             s.stop().await;
         }
@@ -982,6 +1021,15 @@ impl Networks {
         };
         self.save(&st.record)
     }
+}
+
+/// Binds every port's host side, or none: on an error the ones already
+/// bound are released as the vector drops.
+fn bind_all(ports: &[Port]) -> Result<Vec<(BoundPort, u16)>, NetworkError> {
+    ports
+        .iter()
+        .map(|p| bind_port(p).map(|b| (b, p.target)))
+        .collect()
 }
 
 /// Binds a published port's host side: the first free port of its range,

@@ -327,6 +327,8 @@ fn default_pool_subnet_avoids_host_routes_and_everything_is_removed_by_down() {
 
     // down while the "container" still runs: veth and bridge go in one batch.
     p.nets.down().wait().unwrap();
+    // And again, with nothing left to remove.
+    p.nets.down().wait().unwrap();
     assert_eq!(
         leftovers(&p.name, std::slice::from_ref(&info.bridge)),
         Vec::<String>::new()

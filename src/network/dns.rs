@@ -66,10 +66,50 @@ struct Inner {
 
 /// Who is on which network under which names; shared by all DNS servers of
 /// a project and cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Registry {
     inner: Arc<RwLock<Inner>>,
     rotation: Arc<AtomicUsize>,
+    /// Bumped on every change, for whoever keeps `/etc/hosts` files current.
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry {
+            inner: Arc::default(),
+            rotation: Arc::default(),
+            generation: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+}
+
+/// Write access to the registry that announces the change once the lock is
+/// released, so a woken watcher always reads the new state.
+struct Changing<'a> {
+    guard: Option<std::sync::RwLockWriteGuard<'a, Inner>>,
+    generation: &'a tokio::sync::watch::Sender<u64>,
+}
+
+impl std::ops::Deref for Changing<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        // Some until drop.
+        self.guard.as_deref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl std::ops::DerefMut for Changing<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        self.guard.as_deref_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.generation.send_modify(|g| *g += 1);
+    }
 }
 
 /// What a DNS server should do with a query.
@@ -94,9 +134,18 @@ impl Registry {
         Registry::default()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        // A panic while holding the lock leaves plain maps behind, still usable.
-        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> Changing<'_> {
+        Changing {
+            // A panic while holding the lock leaves plain maps behind, still usable.
+            guard: Some(self.inner.write().unwrap_or_else(|p| p.into_inner())),
+            generation: &self.generation,
+        }
+    }
+
+    /// A receiver that wakes whenever names change: the watcher rewrites
+    /// containers' `/etc/hosts` (see [`Registry::peers`]) when it does.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -535,6 +584,16 @@ mod tests {
         );
         r.remove_network("back");
         assert_eq!(r.answer("back", src("10.2.0.4"), "db"), Answer::Refused);
+    }
+
+    #[test]
+    fn changes_are_announced() {
+        let r = reg();
+        let mut rx = r.changes();
+        let seen = *rx.borrow_and_update();
+        r.remove_endpoint("back", "p-db-2");
+        assert!(rx.has_changed().unwrap());
+        assert!(*rx.borrow_and_update() > seen);
     }
 
     #[test]

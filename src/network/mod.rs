@@ -135,7 +135,9 @@ pub enum NetworkError {
         "nftables refused stack's rules ({0}); is the `nft` binary (Debian package nftables) installed?"
     )]
     Nftables(String),
-    #[error("the DNS server for network `{network}` cannot listen on {addr}: {source}")]
+    #[error(
+        "the DNS server for network `{network}` cannot listen on {addr}: {source}; if another DNS server on this host listens on all addresses (0.0.0.0:53), make it bind only to its own (dnsmasq: `bind-interfaces`)"
+    )]
     DnsBind {
         network: String,
         addr: std::net::SocketAddr,

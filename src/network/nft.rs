@@ -214,6 +214,22 @@ impl ProjectRules {
                         json!({"drop": null}),
                     ],
                 ));
+                // Bridges named by `com.docker.network.bridge.name` escape
+                // the wildcard: isolate them from the project's others by name.
+                for other in &self.networks {
+                    let custom = !other.bridge.starts_with(BRIDGE_PREFIX)
+                        || !n.bridge.starts_with(BRIDGE_PREFIX);
+                    if other.bridge != n.bridge && custom {
+                        cmds.push(self.rule(
+                            "forward",
+                            vec![
+                                m("==", meta("iifname"), br.clone()),
+                                m("==", meta("oifname"), json!(other.bridge)),
+                                json!({"drop": null}),
+                            ],
+                        ));
+                    }
+                }
             }
         }
         json!({"nftables": cmds})
@@ -476,6 +492,25 @@ mod tests {
             && r[0]["match"]["left"]["meta"]["key"] == "iifname"
             && r[0]["match"]["right"] == "stk-bbbbbbbbbb"
             && r[1].get("drop").is_some()));
+    }
+
+    #[test]
+    fn custom_bridge_names_are_isolated_by_name() {
+        let mut r = sample();
+        r.networks[1].bridge = "br-custom".into();
+        r.networks[1].internal = false;
+        let fwd = rules_of(&r.to_json(), "forward");
+        for (from, to) in [
+            ("stk-aaaaaaaaaa", "br-custom"),
+            ("br-custom", "stk-aaaaaaaaaa"),
+        ] {
+            assert!(
+                fwd.iter().any(|x| x[0]["match"]["right"] == from
+                    && x[1]["match"]["right"] == to
+                    && x[2].get("drop").is_some()),
+                "{from} -> {to} not dropped"
+            );
+        }
     }
 
     #[test]

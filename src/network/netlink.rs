@@ -383,7 +383,17 @@ impl Netlink {
             .link()
             .set(LinkUnspec::new_with_index(index).up().build())
             .execute();
-        let (addr, up) = futures::join!(addr, up);
+        // The kernel handles one socket's requests in the order they were
+        // sent, and `join!` sends them in argument order: the route request
+        // arrives after the address and the link are up, in the same round
+        // trip.
+        let route = async {
+            match spec.gateway {
+                Some(gw) => self.add_default_route(gw, index).await,
+                None => Ok(()),
+            }
+        };
+        let (addr, up, route) = futures::join!(addr, up, route);
         addr.map_err(NetworkError::netlink(format!(
             "add address {} to {} in the container",
             spec.address, spec.ifname
@@ -392,24 +402,27 @@ impl Netlink {
             "bring up {} in the container",
             spec.ifname
         )))?;
-        // The gateway is reachable only once the link is up with its address.
-        if let Some(gw) = spec.gateway {
-            let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(gw)
-                .output_interface(index)
-                .build();
-            match self.handle.route().add(route).execute().await {
-                Ok(()) => {}
-                // A second network's gateway: the first one keeps the default route.
-                Err(e) if errno(&e) == Some(EEXIST) => {}
-                Err(e) => {
-                    return Err(NetworkError::netlink(format!(
-                        "add the default route via {gw} in the container"
-                    ))(e));
-                }
-            }
+        match (route, spec.gateway) {
+            (Ok(()), _) | (_, None) => Ok(()),
+            // Should the kernel ever take the route first, now it cannot fail
+            // for want of a reachable gateway.
+            (Err(_), Some(gw)) => self.add_default_route(gw, index).await,
         }
-        Ok(())
+    }
+
+    async fn add_default_route(&self, gw: Ipv4Addr, index: u32) -> Result<(), NetworkError> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gw)
+            .output_interface(index)
+            .build();
+        match self.handle.route().add(route).execute().await {
+            Ok(()) => Ok(()),
+            // A second network's gateway: the first one keeps the default route.
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+            Err(e) => Err(NetworkError::netlink(format!(
+                "add the default route via {gw} in the container"
+            ))(e)),
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use super::netlink::{self, Netlink, VethSpec};
 use super::nft::{self, NetRules, PortRule, ProjectRules, Proto};
 use super::proxy::{self, BoundPort, Proxy};
 use super::record::{self, EndpointRecord, NetworkRecord, NetworksRecord, PortRecord};
-use crate::spec::model::{Network, Port, ServiceNetwork};
+use crate::spec::model::{Network, Port, Service, ServiceNetwork};
 
 /// The MTU docker gives bridges unless `com.docker.network.driver.mtu` says otherwise.
 pub const DEFAULT_MTU: u32 = 1500;
@@ -96,6 +96,68 @@ pub struct AttachRequest {
     pub names: Vec<String>,
     /// The service's `dns:` servers, used as this container's upstreams.
     pub dns: Vec<IpAddr>,
+}
+
+impl AttachRequest {
+    /// The request for container `container` (a replica of `service`) on
+    /// the network with key `key`, from the stack file: its DNS names (the
+    /// service's name, the container's, its `hostname`, the network's
+    /// `aliases`), `ipv4_address`, `mac_address` (the network's, else the
+    /// service's) and `dns` upstreams.
+    pub fn for_service(
+        service: &Service,
+        key: &str,
+        container: &str,
+        netns: PathBuf,
+        ifname: &str,
+    ) -> Result<AttachRequest, NetworkError> {
+        let sn = service.networks.get(key).cloned().unwrap_or_default();
+        let mut names = vec![service.name.clone(), container.to_string()];
+        names.extend(service.hostname.iter().cloned());
+        names.extend(sn.aliases.iter().cloned());
+        names.retain(|n| !n.is_empty());
+        names.dedup();
+        let ipv4_address = match &sn.ipv4_address {
+            Some(a) => Some(a.parse().map_err(|_| NetworkError::BadConfig {
+                network: key.to_string(),
+                what: "ipv4_address",
+                value: a.clone(),
+                why: "it is not an IPv4 address".into(),
+            })?),
+            None => None,
+        };
+        Ok(AttachRequest {
+            container: container.to_string(),
+            network: key.to_string(),
+            netns,
+            ifname: ifname.to_string(),
+            ipv4_address,
+            mac_address: sn.mac_address.or_else(|| service.mac_address.clone()),
+            names,
+            dns: dns_settings(service)?.dns,
+        })
+    }
+}
+
+/// A service's `dns`, `dns_search` and `dns_opt`, checked.
+pub fn dns_settings(service: &Service) -> Result<DnsSettings, NetworkError> {
+    let dns = service
+        .dns
+        .iter()
+        .map(|d| {
+            d.parse().map_err(|_| NetworkError::BadConfig {
+                network: service.name.clone(),
+                what: "dns server",
+                value: d.clone(),
+                why: "`dns` takes IP addresses".into(),
+            })
+        })
+        .collect::<Result<Vec<IpAddr>, _>>()?;
+    Ok(DnsSettings {
+        dns,
+        dns_search: service.dns_search.clone(),
+        dns_opt: service.dns_opt.clone(),
+    })
 }
 
 /// An endpoint as attached.
@@ -1100,6 +1162,42 @@ fn bind_port(port: &Port) -> Result<BoundPort, NetworkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attach_requests_come_from_the_service() {
+        let mut service = Service {
+            name: "web".into(),
+            hostname: Some("www".into()),
+            mac_address: Some("02:00:00:00:00:01".into()),
+            dns: vec!["9.9.9.9".into()],
+            ..Service::default()
+        };
+        service.networks.insert(
+            "front".into(),
+            ServiceNetwork {
+                aliases: vec!["site".into()],
+                ipv4_address: Some("10.1.0.9".into()),
+                ..ServiceNetwork::default()
+            },
+        );
+        let r = AttachRequest::for_service(
+            &service,
+            "front",
+            "p-web-1",
+            "/proc/1/ns/net".into(),
+            "eth0",
+        )
+        .unwrap();
+        assert_eq!(r.names, vec!["web", "p-web-1", "www", "site"]);
+        assert_eq!(r.ipv4_address, Some(Ipv4Addr::new(10, 1, 0, 9)));
+        assert_eq!(r.mac_address.as_deref(), Some("02:00:00:00:00:01"));
+        assert_eq!(r.dns, vec!["9.9.9.9".parse::<IpAddr>().unwrap()]);
+        service.dns = vec!["not-an-ip".into()];
+        let e = AttachRequest::for_service(&service, "front", "p-web-1", "/x".into(), "eth0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`dns` takes IP addresses"), "{e}");
+    }
 
     #[test]
     fn interfaces_follow_priority_then_name() {

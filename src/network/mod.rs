@@ -50,7 +50,8 @@ pub mod proxy;
 mod record;
 
 pub use manager::{
-    AttachRequest, EndpointInfo, NetworkInfo, Networks, Options, PublishedPort, interface_order,
+    AttachRequest, EndpointInfo, NetworkInfo, Networks, Options, PublishedPort, dns_settings,
+    interface_order,
 };
 pub use record::{EndpointRecord, NetworkRecord, NetworksRecord, PortRecord};
 

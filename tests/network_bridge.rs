@@ -49,6 +49,10 @@ fn two_endpoints_reach_each_other_by_name_and_alias() {
     let out = stdout(&web.busybox(&["nslookup", "backend"]));
     assert_eq!(nslookup_addresses(&out), vec![api_ep.ip], "{out}");
 
+    // Reverse lookups name the container.
+    let out = stdout(&web.busybox(&["nslookup", &api_ep.ip.to_string()]));
+    assert!(out.contains("name = p-api-1"), "{out}");
+
     // HTTP by name (busybox wget resolves through resolv.conf).
     let (_httpd, _www) = api.serve_http("hello from api\n");
     let body = eventually(|| {

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Message, Metadata, ResponseCode};
-use hickory_server::proto::rr::rdata::A;
-use hickory_server::proto::rr::{RData, Record, RecordType};
+use hickory_server::proto::rr::rdata::{A, PTR};
+use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use ipnetwork::Ipv4Network;
@@ -118,6 +118,8 @@ pub enum Answer {
     /// The name is the project's: these addresses (possibly none for the
     /// asked record type).
     Records(Vec<Ipv4Addr>),
+    /// A reverse lookup of one of the project's addresses: its names.
+    Names(Vec<String>),
     /// Not the project's: ask these resolvers (the asker's own, or empty
     /// for the server's defaults).
     Forward(Vec<SocketAddr>),
@@ -207,33 +209,14 @@ impl Registry {
 
     /// The answer to `name` asked from `src` on `network`'s server.
     pub fn answer(&self, network: &str, src: IpAddr, name: &str) -> Answer {
-        let inner = self.read();
-        let Some(net) = inner.networks.get(network) else {
-            return Answer::Refused;
-        };
-        let IpAddr::V4(src) = src else {
-            return Answer::Refused;
-        };
-        if let Some(subnet) = net.subnet
-            && !subnet.contains(src)
-        {
-            return Answer::Refused;
-        }
-        // The asking container and every network it is on.
-        let asker = net
-            .endpoints
-            .iter()
-            .find(|(_, e)| e.ip == src)
-            .map(|(c, _)| c.clone());
-        let scope: Vec<&NetEntry> = match &asker {
-            Some(c) => inner
-                .networks
-                .values()
-                .filter(|n| n.endpoints.contains_key(c))
-                .collect(),
-            None => vec![net],
-        };
         let name = normalize(name);
+        if let Some(ip) = reverse_name(&name) {
+            return self.reverse(network, src, ip);
+        }
+        let inner = self.read();
+        let Some((net, asker, scope)) = scope(&inner, network, src) else {
+            return Answer::Refused;
+        };
         // One address per container: the one on the first shared network,
         // with this server's network first.
         let mut found: BTreeMap<&str, Ipv4Addr> = BTreeMap::new();
@@ -245,10 +228,7 @@ impl Registry {
             }
         }
         if found.is_empty() {
-            let upstreams = asker
-                .and_then(|c| inner.upstreams.get(&c).cloned())
-                .unwrap_or_default();
-            return Answer::Forward(upstreams);
+            return Answer::Forward(upstreams_of(&inner, asker));
         }
         let mut ips: Vec<Ipv4Addr> = found
             .into_values()
@@ -259,6 +239,21 @@ impl Registry {
         let len = ips.len();
         ips.rotate_left(turn % len);
         Answer::Records(ips)
+    }
+
+    /// The names of the endpoint with address `ip`, if the asker shares a
+    /// network with it: the container's name first, as docker answers PTR.
+    fn reverse(&self, network: &str, src: IpAddr, ip: Ipv4Addr) -> Answer {
+        let inner = self.read();
+        let Some((_, asker, scope)) = scope(&inner, network, src) else {
+            return Answer::Refused;
+        };
+        for n in scope {
+            if let Some((container, _)) = n.endpoints.iter().find(|(_, e)| e.ip == ip) {
+                return Answer::Names(vec![container.clone()]);
+            }
+        }
+        Answer::Forward(upstreams_of(&inner, asker))
     }
 
     /// The names of `container`'s peers on all its networks, for its
@@ -280,6 +275,60 @@ impl Registry {
             .map(|(ip, names)| (ip, names.into_iter().collect()))
             .collect()
     }
+}
+
+/// The networks a query from `src` on `network`'s server may see: the
+/// server's network entry, the asking container (if `src` is one of its
+/// endpoints) and every network that container is on. `None`: the asker is
+/// not on this network at all.
+fn scope<'a>(
+    inner: &'a Inner,
+    network: &str,
+    src: IpAddr,
+) -> Option<(&'a NetEntry, Option<String>, Vec<&'a NetEntry>)> {
+    let net = inner.networks.get(network)?;
+    let IpAddr::V4(src) = src else {
+        return None;
+    };
+    if let Some(subnet) = net.subnet
+        && !subnet.contains(src)
+    {
+        return None;
+    }
+    let asker = net
+        .endpoints
+        .iter()
+        .find(|(_, e)| e.ip == src)
+        .map(|(c, _)| c.clone());
+    let scope = match &asker {
+        Some(c) => inner
+            .networks
+            .values()
+            .filter(|n| n.endpoints.contains_key(c))
+            .collect(),
+        None => vec![net],
+    };
+    Some((net, asker, scope))
+}
+
+fn upstreams_of(inner: &Inner, asker: Option<String>) -> Vec<SocketAddr> {
+    asker
+        .and_then(|c| inner.upstreams.get(&c).cloned())
+        .unwrap_or_default()
+}
+
+/// The address a reverse-lookup name (`4.3.2.1.in-addr.arpa`) asks about.
+fn reverse_name(name: &str) -> Option<Ipv4Addr> {
+    let rest = name.strip_suffix(".in-addr.arpa")?;
+    let mut octets: Vec<u8> = rest
+        .split('.')
+        .map(|o| o.parse().ok())
+        .collect::<Option<_>>()?;
+    if octets.len() != 4 {
+        return None;
+    }
+    octets.reverse();
+    Some(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]))
 }
 
 /// One network's DNS server. Stops when dropped or with [`DnsServer::stop`].
@@ -420,6 +469,21 @@ impl RequestHandler for Handler {
                         .collect()
                 } else {
                     // The name exists, just not with this type: NOERROR, no data.
+                    Vec::new()
+                };
+                let response = builder.build(metadata, records.iter(), [], [], []);
+                send(&mut response_handle, response, request).await
+            }
+            Answer::Names(names) => {
+                metadata.authoritative = true;
+                let name = info.query.original().name().clone();
+                let records: Vec<Record> = if qtype == RecordType::PTR || qtype == RecordType::ANY {
+                    names
+                        .iter()
+                        .filter_map(|n| Name::from_ascii(format!("{n}.")).ok())
+                        .map(|n| Record::from_rdata(name.clone(), TTL, RData::PTR(PTR(n))))
+                        .collect()
+                } else {
                     Vec::new()
                 };
                 let response = builder.build(metadata, records.iter(), [], [], []);
@@ -584,6 +648,22 @@ mod tests {
         );
         r.remove_network("back");
         assert_eq!(r.answer("back", src("10.2.0.4"), "db"), Answer::Refused);
+    }
+
+    #[test]
+    fn reverse_lookups_name_containers_the_asker_can_see() {
+        let r = reg();
+        assert_eq!(
+            r.answer("front", src("10.1.0.2"), "3.0.1.10.in-addr.arpa."),
+            Answer::Names(vec!["p-api-1".into()])
+        );
+        // db is on back only; web (front only) does not learn its name.
+        assert_eq!(
+            r.answer("front", src("10.1.0.2"), "4.0.2.10.in-addr.arpa"),
+            Answer::Forward(vec![])
+        );
+        assert_eq!(reverse_name("1.2.3.in-addr.arpa"), None);
+        assert_eq!(reverse_name("x.2.3.4.in-addr.arpa"), None);
     }
 
     #[test]

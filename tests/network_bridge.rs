@@ -462,3 +462,66 @@ fn a_restarted_watcher_serves_the_recorded_names_and_another_process_can_bring_i
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn an_external_network_is_used_but_never_created_or_removed() {
+    if !can_run() {
+        return;
+    }
+    let owner = Project::new("xo");
+    let user = Project::new("xu");
+    let shared_name = unique("shared");
+    let mut spec = network(&owner.name, "shared", Some("10.213.19.0/24"), false);
+    spec.name = shared_name.clone();
+    let made = owner.nets.create_network("shared", &spec).wait().unwrap();
+
+    // The user project refers to it as external, under its host name.
+    let external = stack::spec::model::Network {
+        name: shared_name.clone(),
+        external: true,
+        ..Default::default()
+    };
+    let found = user
+        .nets
+        .create_network("shared", &external)
+        .wait()
+        .unwrap();
+    assert!(found.external);
+    assert_eq!(
+        (found.bridge.as_str(), found.subnet),
+        (made.bridge.as_str(), made.subnet)
+    );
+    let ns = Netns::new("xu");
+    let ep = user
+        .nets
+        .attach(&ns.attach_req("xu-app-1", "shared", &["app"]))
+        .wait()
+        .unwrap();
+    assert!(made.subnet.contains(ep.ip));
+    // The user's down removes its endpoint, not the owner's bridge.
+    user.nets.down().wait().unwrap();
+    let links = stdout(&run("ip", &["-o", "link", "show"]));
+    assert!(links.contains(&format!(": {}:", made.bridge)), "{links}");
+    assert!(!links.contains(&ep.host_ifname), "{links}");
+    // A missing external network is an error that says what to do.
+    let missing = stack::spec::model::Network {
+        name: unique("nothere"),
+        external: true,
+        ..Default::default()
+    };
+    let err = user
+        .nets
+        .create_network("gone", &missing)
+        .wait()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("create it first or drop `external: true`"),
+        "{err}"
+    );
+    owner.nets.down().wait().unwrap();
+    assert_eq!(
+        leftovers(&owner.name, std::slice::from_ref(&made.bridge)),
+        Vec::<String>::new()
+    );
+}

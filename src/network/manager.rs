@@ -273,8 +273,11 @@ fn endpoint_key(container: &str, network: &str) -> String {
     format!("{container}/{network}")
 }
 
-/// Holds the host-wide lock on subnet choice while alive.
-struct IpamLock(#[allow(dead_code)] File);
+/// Holds the host-wide lock on subnet choice while alive (closing the file
+/// releases it, also when the process dies).
+struct IpamLock {
+    _file: File,
+}
 
 async fn ipam_lock(dir: &Path) -> Result<IpamLock, NetworkError> {
     std::fs::create_dir_all(dir).map_err(NetworkError::io("create", dir))?;
@@ -290,7 +293,7 @@ async fn ipam_lock(dir: &Path) -> Result<IpamLock, NetworkError> {
         .await
         .map_err(|e| NetworkError::Task(e.to_string()))?
         .map_err(NetworkError::io("lock", &path))?;
-    Ok(IpamLock(file))
+    Ok(IpamLock { _file: file })
 }
 
 fn enable_ip_forward() -> Result<(), NetworkError> {
@@ -470,6 +473,14 @@ impl Networks {
             }
             self.ensure_dns(&mut st, key, &n).await?;
             return Self::info(key, &n);
+        }
+        if spec.enable_ipv6 == Some(true) {
+            return Err(NetworkError::BadConfig {
+                network: spec.name.clone(),
+                what: "enable_ipv6",
+                value: "true".into(),
+                why: "stack's networks are IPv4 only for now; remove `enable_ipv6`".into(),
+            });
         }
         if let Some(d) = spec.driver.as_deref()
             && d != "bridge"

@@ -32,12 +32,23 @@
 //!   ([`proxy`]); its listening socket also reserves the host port, which is
 //!   how a taken port is found before anything changes.
 //!
-//! [`Networks`] ties these together behind the API the planner wraps. Every
+//! [`Networks`] ties these together behind the API the planner wraps: create
+//! and remove networks, attach and detach endpoints, reserve host ports
+//! before anything starts, publish and unpublish them, render a container's
+//! `/etc/hosts` and `resolv.conf`, and `down`. Every
 //! object it creates is recorded under `<root>/network/<project>.json` and
 //! labelled on the host (the bridge's and veth's interface alias reads
 //! `stack:<project>:...`, the nftables table is `stack-<project>`), so
 //! [`Networks::down`] removes everything even after a crash lost the
-//! in-memory state.
+//! in-memory state. Everything of a project is also in one *link group*, so
+//! `down` deletes all its bridges and veths in one kernel batch instead of
+//! paying the kernel's slow per-link teardown once per link.
+//!
+//! Limits, for now: IPv4 only (`enable_ipv6` and IPv6 `host_ip` are
+//! refused); tcp and udp ports (not sctp); the bridge driver only; the DNS
+//! server of an external network is its owner's, so names of this project's
+//! containers on someone else's network are not served there; a host DNS
+//! server listening on `0.0.0.0:53` keeps ours from binding the gateways.
 
 pub mod dns;
 pub mod hosts;

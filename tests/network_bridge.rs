@@ -519,6 +519,31 @@ fn an_external_network_is_used_but_never_created_or_removed() {
         err.contains("create it first or drop `external: true`"),
         "{err}"
     );
+    // So are what stack does not support yet.
+    let v6 = stack::spec::model::Network {
+        name: unique("v6"),
+        enable_ipv6: Some(true),
+        ..Default::default()
+    };
+    let err = user
+        .nets
+        .create_network("v6", &v6)
+        .wait()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("IPv4 only"), "{err}");
+    let overlay = stack::spec::model::Network {
+        name: unique("ov"),
+        driver: Some("overlay".into()),
+        ..Default::default()
+    };
+    let err = user
+        .nets
+        .create_network("ov", &overlay)
+        .wait()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("supports `bridge` only"), "{err}");
     owner.nets.down().wait().unwrap();
     assert_eq!(
         leftovers(&owner.name, std::slice::from_ref(&made.bridge)),

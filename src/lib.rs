@@ -6,5 +6,6 @@
 
 pub mod cli;
 pub mod planner;
+pub mod runtime;
 pub mod spec;
 pub mod state;

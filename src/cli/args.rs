@@ -75,6 +75,12 @@ pub enum Command {
     },
     /// Print the man page (roff) to standard output.
     Man,
+    /// Low-level container runtime access (for tests and benchmarks).
+    #[command(hide = true)]
+    Runtime {
+        #[command(subcommand)]
+        command: super::runtime::RuntimeCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -8,6 +8,7 @@ pub mod args;
 mod config;
 mod generate;
 pub mod render;
+pub mod runtime;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,6 +39,15 @@ pub fn main() -> ExitCode {
         args::Command::Config(a) => config::run(&cli.global, a),
         args::Command::Completion { shell } => generate::completion(*shell),
         args::Command::Man => generate::man(),
+        args::Command::Runtime { command } => {
+            return match runtime::run(&cli.global.root, command) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "error: {e:#}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

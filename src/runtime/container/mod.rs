@@ -330,8 +330,7 @@ impl Runtime {
         };
         match self.request(id, &req) {
             Ok(line) => self.exit_from(id, &line),
-            Err(ContainerError::NotRunning(_)) => self.recorded_exit(id),
-            Err(e) => Err(e),
+            Err(e) => self.recorded_exit(id).map_err(|_| e),
         }
     }
 
@@ -339,8 +338,9 @@ impl Runtime {
     pub fn wait(&self, id: &str) -> Result<Exit, ContainerError> {
         match self.request(id, &Request::Wait) {
             Ok(line) => self.exit_from(id, &line),
-            Err(ContainerError::NotRunning(_)) => self.recorded_exit(id),
-            Err(e) => Err(e),
+            // The shim exits right after recording the exit: a request
+            // racing with that finds the record instead.
+            Err(e) => self.recorded_exit(id).map_err(|_| e),
         }
     }
 

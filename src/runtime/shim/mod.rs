@@ -581,6 +581,15 @@ impl Shim {
         self.state.finished_at = Some(now_ms());
         self.save();
         let _ = std::fs::remove_file(self.dir.join("shim.sock"));
+        // Connections that arrived while the exit was processed get the
+        // answer too, whatever they asked: the container is gone.
+        while let Ok((stream, _)) = self.listener.accept() {
+            self.conns.push(Conn {
+                stream,
+                buf: Vec::new(),
+                waiting: true,
+            });
+        }
         let line = exit_line(&exit);
         for c in &mut self.conns {
             if c.waiting {

@@ -79,7 +79,7 @@ pub enum Command {
     #[command(hide = true)]
     Runtime {
         #[command(subcommand)]
-        command: super::runtime::RuntimeCommand,
+        command: Box<super::runtime::RuntimeCommand>,
     },
 }
 

@@ -203,7 +203,7 @@ fn run_container(rt: &Runtime, a: &RunArgs) -> Result<u8> {
         layers: a
             .layers
             .iter()
-            .map(|l| std::path::absolute(l))
+            .map(std::path::absolute)
             .collect::<Result<_, _>>()?,
         network,
         hosts: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),

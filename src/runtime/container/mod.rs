@@ -185,24 +185,41 @@ impl Runtime {
     }
 
     /// Writes the container's directory and starts its shim; returns once
-    /// the process waits for [`Runtime::start`].
+    /// the process waits for [`Runtime::start`] (attach the network to
+    /// `/proc/<pid>/ns/net` in between).
     pub fn create(&self, id: &str, config: &ContainerConfig) -> Result<Created, ContainerError> {
+        self.create_or_run(id, config, false)
+    }
+
+    /// `create` then `start`, in one exchange with the shim (no network
+    /// hook: for `network_mode` none, host or joining another container).
+    pub fn run(&self, id: &str, config: &ContainerConfig) -> Result<Created, ContainerError> {
+        self.create_or_run(id, config, true)
+    }
+
+    fn create_or_run(
+        &self,
+        id: &str,
+        config: &ContainerConfig,
+        start: bool,
+    ) -> Result<Created, ContainerError> {
         if id.is_empty() || id.len() > 64 || id.contains('/') || id.starts_with('.') {
             return Err(ContainerError::BadId(id.to_string()));
         }
+        let containers = self.root.join("containers");
+        std::fs::create_dir_all(&containers).map_err(ContainerError::io("create", &containers))?;
         let dir = self.dir(id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(ContainerError::Exists(id.to_string()));
             }
-            Err(e) => {
-                std::fs::create_dir_all(&dir).map_err(ContainerError::io("create", &dir))?;
-                let _ = e;
-            }
+            Err(e) => return Err(ContainerError::io("create", &dir)(e)),
         }
-        let result = self.create_in(id, &dir, config);
-        if result.is_err() {
+        let result = self.create_in(id, &dir, config, start);
+        if let Err(e) = &result
+            && !matches!(e, ContainerError::Start(_))
+        {
             let _ = self.cleanup(id, config);
         }
         result
@@ -213,6 +230,7 @@ impl Runtime {
         id: &str,
         dir: &Path,
         config: &ContainerConfig,
+        start: bool,
     ) -> Result<Created, ContainerError> {
         for sub in ["upper", "work", "rootfs"] {
             let p = dir.join(sub);
@@ -227,8 +245,7 @@ impl Runtime {
             std::fs::write(&p, content).map_err(ContainerError::io("write", &p))?;
         }
         let bytes = serde_json::to_vec(config).map_err(ContainerError::json)?;
-        crate::state::write_atomic(&dir.join("config.json"), &bytes)
-            .map_err(|e| ContainerError::Create(e.to_string()))?;
+        state::replace_file(&dir.join("config.json"), &bytes)?;
         let log_path = dir.join("shim.log");
         let shim_log = std::fs::OpenOptions::new()
             .create(true)
@@ -237,10 +254,12 @@ impl Runtime {
             .map_err(ContainerError::io("create", &log_path))?;
         // std's Command forks and immediately execs, which is safe from a
         // multi-threaded process.
-        let mut child = Command::new(&self.shim_binary)
-            .arg(shim::SHIM_COMMAND)
-            .arg(&self.root)
-            .arg(id)
+        let mut cmd = Command::new(&self.shim_binary);
+        cmd.arg(shim::SHIM_COMMAND).arg(&self.root).arg(id);
+        if start {
+            cmd.arg("--start");
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(shim_log)
@@ -253,17 +272,23 @@ impl Runtime {
         }
         let _ = child.wait();
         let line = out.lines().next().unwrap_or_default();
+        let expected = if start { "running " } else { "created " };
         if let Some(pid) = line
-            .strip_prefix("created ")
+            .strip_prefix(expected)
             .and_then(|p| p.trim().parse().ok())
         {
             return Ok(Created { pid });
         }
-        let why = line.strip_prefix("error ").unwrap_or(line);
+        let why = line.strip_prefix("error ").unwrap_or(line).to_string();
+        if start && !why.is_empty() && self.state(id).is_ok_and(|s| s.pid.is_some()) {
+            // Created, but the command could not be executed: like
+            // `start`, this leaves the container for inspection.
+            return Err(ContainerError::Start(why));
+        }
         Err(ContainerError::Create(if why.is_empty() {
             format!("the shim exited without a word; see {}", log_path.display())
         } else {
-            why.to_string()
+            why
         }))
     }
 
@@ -302,13 +327,6 @@ impl Runtime {
             None => Ok(()),
             Some(why) => Err(ContainerError::Start(why.to_string())),
         }
-    }
-
-    /// `create` then `start`.
-    pub fn run(&self, id: &str, config: &ContainerConfig) -> Result<Created, ContainerError> {
-        let c = self.create(id, config)?;
-        self.start(id)?;
-        Ok(c)
     }
 
     /// Sends a signal to the container's first process.

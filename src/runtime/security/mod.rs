@@ -378,6 +378,9 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<SeccompAction, Se
     })
 }
 
+/// Syscall number to its alternative rules; `None`: unconditional.
+type RulesBySyscall = BTreeMap<i64, Option<Vec<SeccompRule>>>;
+
 /// Compiles the OCI seccomp section into BPF programs, to be installed in
 /// order (see the module doc for why there can be several). Syscall names
 /// this architecture does not have are skipped, as libseccomp does.
@@ -388,7 +391,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Vec<BpfProgram>, SecurityError>
     let arch = TargetArch::x86_64;
     let default = action(seccomp.default_action(), seccomp.default_errno_ret())?;
     // Action -> syscall -> alternative rules (an empty list: unconditional).
-    let mut groups: Vec<(SeccompAction, BTreeMap<i64, Option<Vec<SeccompRule>>>)> = Vec::new();
+    let mut groups: Vec<(SeccompAction, RulesBySyscall)> = Vec::new();
     for s in seccomp.syscalls().iter().flatten() {
         let act = action(s.action(), s.errno_ret())?;
         if act == default {

@@ -1,9 +1,9 @@
 //! The container's first process, from the clone to `execve`.
 //!
 //! It starts as a copy of the shim inside the new namespaces and talks to
-//! the shim over a close-on-exec socket pair: it waits for `cgroup` (it has
-//! been moved into its cgroup, so everything it does from here on is
-//! accounted), builds the root filesystem, sends `ready`, waits for `go`
+//! the shim over a close-on-exec socket pair: it builds the root
+//! filesystem, waits for `cgroup` (the shim has moved it into its cgroup,
+//! so everything the image runs is accounted), sends `ready`, waits for `go`
 //! (the network is attached in between), drops its privileges and executes
 //! the command. An error at any step is sent as `error <message>` and the
 //! process exits; a successful `execve` closes the socket, which is how the
@@ -66,9 +66,6 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
     // Keep the host's stack binary out of reach while this process still runs it.
     // SAFETY: plain integer prctl.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    if recv(&init.sync) != "cgroup" {
-        return Err("the shim went away".into());
-    }
     nix::unistd::setsid().map_err(|e| format!("setsid failed: {e}"))?;
     for (fd, target) in [(init.stdin, 0), (init.stdout, 1), (init.stderr, 2)] {
         // SAFETY: dup2 onto our own standard descriptors.
@@ -103,6 +100,12 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
     let env = process::with_home(proc_.env().as_deref().unwrap_or_default(), &identity);
     let args = proc_.args().clone().unwrap_or_default();
 
+    // The shim moved us into the cgroup meanwhile (a slow write: it waits
+    // for an RCU grace period in the kernel, so it runs in parallel with
+    // the setup above). Nothing of the image has run yet.
+    if recv(&init.sync) != "cgroup" {
+        return Err("the shim went away".into());
+    }
     nix::unistd::write(&init.sync, b"ready").map_err(|e| format!("the shim went away: {e}"))?;
     if recv(&init.sync) != "go" {
         return Err("the shim went away before start".into());

@@ -18,14 +18,15 @@
 //! the control socket `shim.sock`.
 //!
 //! 1. **create**: the caller writes the directory and runs
-//!    `stack __shim <root> <id>` with a pipe as its standard output. The shim
+//!    `stack __shim <root> <id> [--start]` with a pipe as its standard output. The shim
 //!    creates the cgroup, clones the container's first process into new
 //!    pid, mount, uts, ipc and (unless `network_mode: host` or joining
 //!    another container's) network namespaces, moves it into the cgroup,
 //!    and lets it build the root filesystem. The process then *waits*. The
 //!    shim records `created` in `state.json`, starts listening on
 //!    `shim.sock`, writes `created <pid>\n` (or `error <message>\n`) to the
-//!    pipe and closes it.
+//!    pipe and closes it. With `--start` it goes on to step 3 by itself and
+//!    writes `running <pid>\n` instead (`Runtime::run`: no network hook).
 //! 2. **network hook**: between create and start the caller attaches the
 //!    network to `/proc/<pid>/ns/net` (the container's namespace is
 //!    already there, nothing runs in it yet). Also the moment to write
@@ -179,8 +180,25 @@ fn shim_main(args: &[OsString]) -> u8 {
         }
     }
     let _ = nix::unistd::setsid();
+    // `--start`: start right after create, saving the caller a round trip.
+    let autostart = args.get(2).is_some_and(|a| a == "--start");
     match Shim::setup(&dir, &id.to_string_lossy()) {
         Ok(mut shim) => {
+            let pid = shim.pid.as_raw();
+            if autostart {
+                let answer = shim.start();
+                match answer.strip_prefix("error ") {
+                    None => report(&format!("running {pid}\n")),
+                    Some(why) => report(&format!("error {why}")),
+                }
+            } else {
+                report(&format!("created {pid}\n"));
+            }
+            close_ready_pipe();
+            // What setup allocated (the parsed spec, the seccomp program)
+            // is gone: give the memory back, the shim lives long.
+            // SAFETY: malloc_trim only releases free heap memory.
+            unsafe { libc::malloc_trim(0) };
             shim.serve();
             0
         }
@@ -366,10 +384,10 @@ impl Shim {
         if let Err(e) = cgroup.add_process(&Linux, pid.as_raw()) {
             return Err(fail(e.to_string()));
         }
-        // Tell the child it is in its cgroup, then wait for "ready".
-        if nix::unistd::write(&sync_parent, b"cgroup").is_err() {
-            return Err(fail("the container process died before setup".into()));
-        }
+        // Tell the child it is in its cgroup, then wait for "ready". A
+        // failed write means the child already gave up: its message (or
+        // EOF) is read below.
+        let _ = nix::unistd::write(&sync_parent, b"cgroup");
         let mut buf = vec![0u8; 4096];
         let n = nix::unistd::read(&sync_parent, &mut buf).unwrap_or(0);
         let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -396,9 +414,6 @@ impl Shim {
         state.pid = Some(pid.as_raw());
         state.pid_start = process_start_time(pid.as_raw());
         state.save(&state_path).map_err(|e| fail(e.to_string()))?;
-        report(&format!("created {}\n", pid.as_raw()));
-        close_ready_pipe();
-        let _ = std::io::stdin();
         Ok(Shim {
             dir: dir.to_path_buf(),
             state,

@@ -505,3 +505,52 @@ fn a_missing_command_is_reported_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn devices_stay_out_of_reach_and_no_host_descriptor_leaks_in() {
+    if !can_run() {
+        return;
+    }
+    let t = TestRuntime::new();
+    // An open descriptor of the caller that is not close-on-exec.
+    let leaked = std::fs::File::open(t.dir.path()).unwrap();
+    // SAFETY: clearing FD_CLOEXEC on our own descriptor.
+    unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&leaked), libc::F_SETFD, 0) };
+    let (_, out) = t.run(
+        "devices",
+        &[
+            "sh",
+            "-c",
+            "mknod /tmp/disk b 8 0 && (head -c 1 /tmp/disk >/dev/null 2>&1 && echo disk-readable || echo disk-denied); \
+             echo x > /dev/null && echo null-ok; ls /proc/self/fd | tr '\\n' ' '; echo; readlink /proc/1/cwd",
+        ],
+        |_, _| {},
+    );
+    assert_eq!(out[0], "disk-denied", "{out:?}");
+    assert_eq!(out[1], "null-ok");
+    // ls itself has 0, 1, 2 and the directory it reads.
+    assert_eq!(out[2].split_whitespace().count(), 4, "{out:?}");
+    assert_eq!(out[3], "/");
+    drop(leaked);
+}
+
+#[test]
+fn namespaced_sysctls_are_applied() {
+    if !can_run() {
+        return;
+    }
+    let t = TestRuntime::new();
+    let (_, out) = t.run(
+        "sysctl",
+        &[
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+            "/proc/sys/kernel/shmmni",
+        ],
+        |s, _| {
+            s.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+            s.sysctls.insert("kernel.shmmni".into(), "1234".into());
+        },
+    );
+    assert_eq!(out, ["1", "1234"]);
+}

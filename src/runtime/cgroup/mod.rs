@@ -74,7 +74,7 @@ impl CgroupError {
 /// `cpuset` is added only when the container asks for a cpuset, because a
 /// v1 cpuset cgroup needs `cpuset.cpus` and `cpuset.mems` copied down from
 /// its parent before any process can join it.
-const V1_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct", "freezer"];
+const V1_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct", "freezer", "devices"];
 
 /// The host's cgroup layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +114,13 @@ impl Hierarchy {
                     for opt in options.split(',') {
                         if matches!(
                             opt,
-                            "memory" | "pids" | "cpu" | "cpuacct" | "cpuset" | "freezer"
+                            "memory"
+                                | "pids"
+                                | "cpu"
+                                | "cpuacct"
+                                | "cpuset"
+                                | "freezer"
+                                | "devices"
                         ) {
                             v1.entry(opt.to_string())
                                 .or_insert_with(|| PathBuf::from(mount_point));
@@ -150,6 +156,9 @@ pub struct Limits {
     pub cpuset_mems: Option<String>,
     /// Maximum number of tasks; `None` or a value <= 0: unlimited.
     pub pids: Option<i64>,
+    /// Device access rules in order, as (allow, `type major:minor access`);
+    /// `None`: no restriction (privileged containers).
+    pub devices: Option<Vec<(bool, String)>>,
 }
 
 impl Limits {
@@ -170,6 +179,21 @@ impl Limits {
         }
         if let Some(p) = res.pids() {
             l.pids = Some(p.limit());
+        }
+        if let Some(devices) = res.devices() {
+            let rule = |d: &oci_spec::runtime::LinuxDeviceCgroup| {
+                use oci_spec::runtime::LinuxDeviceType as T;
+                let typ = match d.typ().unwrap_or(T::A) {
+                    T::A => "a",
+                    T::B => "b",
+                    T::C | T::U => "c",
+                    T::P => "p",
+                };
+                let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
+                let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+                format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
+            };
+            l.devices = Some(devices.iter().map(|d| (d.allow(), rule(d))).collect());
         }
         l
     }
@@ -207,8 +231,38 @@ pub fn v1_settings(l: &Limits) -> Vec<(&'static str, &'static str, String)> {
         out.push(("cpuset", "cpuset.mems", m.clone()));
     }
     out.push(("pids", "pids.max", pids_value(l.pids)));
+    for (allow, rule) in l.devices.iter().flatten() {
+        let file = if *allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        out.push(("devices", file, rule.clone()));
+    }
     out
 }
+
+/// (allow, type, major, minor, access); `None` numbers mean any.
+pub type DeviceRule = (bool, char, Option<i64>, Option<i64>, &'static str);
+
+/// Docker's default device rules: nothing but the standard nodes may be
+/// read or written (creating nodes is allowed, using them is not), so
+/// CAP_MKNOD cannot open the host's disks.
+pub const DEFAULT_DEVICE_RULES: &[DeviceRule] = &[
+    (false, 'a', None, None, "rwm"),
+    (true, 'c', None, None, "m"),
+    (true, 'b', None, None, "m"),
+    (true, 'c', Some(1), Some(3), "rwm"),
+    (true, 'c', Some(1), Some(5), "rwm"),
+    (true, 'c', Some(1), Some(7), "rwm"),
+    (true, 'c', Some(1), Some(8), "rwm"),
+    (true, 'c', Some(1), Some(9), "rwm"),
+    (true, 'c', Some(5), Some(0), "rwm"),
+    (true, 'c', Some(5), Some(1), "rwm"),
+    (true, 'c', Some(5), Some(2), "rwm"),
+    (true, 'c', Some(136), None, "rwm"),
+    (true, 'c', Some(10), Some(200), "rwm"),
+];
 
 /// One v2 control file to write: (file, value), in order.
 pub fn v2_settings(l: &Limits) -> Vec<(&'static str, String)> {
@@ -301,6 +355,14 @@ impl Cgroup {
 
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Whether device rules can be enforced here. On v2 they need a BPF
+    /// program attached to the cgroup, which stack does not load yet; the
+    /// shim then takes CAP_MKNOD away instead, so no new device node can
+    /// be made (the nodes stack creates in /dev are the harmless ones).
+    pub fn enforces_devices(&self) -> bool {
+        matches!(&self.hierarchy, Hierarchy::V1(m) if m.contains_key("devices"))
     }
 
     /// Every directory of this cgroup (one per v1 controller, or one).

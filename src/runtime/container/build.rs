@@ -446,6 +446,18 @@ pub fn container_config(
         );
     }
 
+    let devices: Vec<serde_json::Value> = if service.privileged {
+        Vec::new()
+    } else {
+        crate::runtime::cgroup::DEFAULT_DEVICE_RULES
+            .iter()
+            .map(|(allow, typ, major, minor, access)| {
+                json!({"allow": allow, "type": typ.to_string(), "major": major,
+                       "minor": minor, "access": access})
+            })
+            .collect()
+    };
+
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -478,7 +490,8 @@ pub fn container_config(
     let mut linux = json!({
         "namespaces": namespaces,
         "cgroupsPath": format!("stack/{}/{}", ctx.project, ctx.id),
-        "resources": {"memory": memory_json, "cpu": cpu_json, "pids": {"limit": pids}},
+        "resources": {"memory": memory_json, "cpu": cpu_json, "pids": {"limit": pids},
+                      "devices": devices},
         "sysctl": service.sysctls,
     });
     if !service.privileged {

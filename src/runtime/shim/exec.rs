@@ -103,6 +103,7 @@ fn run(dir: PathBuf, request: &str) -> Result<u8, String> {
         .as_ref()
         .map(Limits::from_oci)
         .unwrap_or_default();
+    let mut drop_mknod = false;
     if let Some(path) = linux.cgroups_path() {
         let cg = Cgroup::new(
             Hierarchy::detect().map_err(|e| e.to_string())?,
@@ -112,6 +113,11 @@ fn run(dir: PathBuf, request: &str) -> Result<u8, String> {
         .map_err(|e| e.to_string())?;
         cg.add_process(&Linux, std::process::id() as i32)
             .map_err(|e| e.to_string())?;
+        let all = process::CapSets {
+            bounding: u64::MAX,
+            ..process::CapSets::default()
+        };
+        drop_mknod = all.for_cgroup(&cg, &limits).bounding != u64::MAX;
     }
     // SAFETY: plain integer prctl.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
@@ -140,7 +146,7 @@ fn run(dir: PathBuf, request: &str) -> Result<u8, String> {
     // SAFETY: this helper is single-threaded (dispatched first in main).
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
-            let e = child(&config, &proc_, &req, &seccomp);
+            let e = child(&config, &proc_, &req, &seccomp, drop_mknod);
             eprintln!("stack exec: {e}");
             // SAFETY: leave the forked child without running destructors.
             unsafe { libc::_exit(if e.contains("not found") { 127 } else { 126 }) }
@@ -167,6 +173,7 @@ fn child(
     proc_: &oci_spec::runtime::Process,
     req: &ExecRequest,
     seccomp: &[seccompiler::BpfProgram],
+    drop_mknod: bool,
 ) -> String {
     let user = req.user.as_deref().or(config.user.as_deref());
     let identity = match process::resolve_identity(proc_, user, &config.group_add) {
@@ -191,9 +198,13 @@ fn child(
     }
     let env = process::with_home(&env, &identity);
     process::reset_signals();
+    let mut caps = process::CapSets::from_process(proc_);
+    if drop_mknod {
+        caps = caps.without(27);
+    }
     if let Err(e) = process::drop_privileges(
         &identity,
-        process::CapSets::from_process(proc_),
+        caps,
         proc_.no_new_privileges().unwrap_or(true),
         seccomp,
     ) {

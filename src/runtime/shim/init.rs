@@ -34,6 +34,8 @@ pub struct Init<'a> {
     pub stderr: BorrowedFd<'a>,
     pub join_net: Option<BorrowedFd<'a>>,
     pub seccomp: &'a [BpfProgram],
+    /// Take CAP_MKNOD away (device rules that cannot be enforced).
+    pub drop_mknod: bool,
 }
 
 /// Runs in the cloned child; never returns.
@@ -111,9 +113,13 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
         return Err("the shim went away before start".into());
     }
     process::reset_signals();
+    let mut caps = process::CapSets::from_process(proc_);
+    if init.drop_mknod {
+        caps = caps.without(27);
+    }
     process::drop_privileges(
         &identity,
-        process::CapSets::from_process(proc_),
+        caps,
         proc_.no_new_privileges().unwrap_or(true),
         init.seccomp,
     )?;

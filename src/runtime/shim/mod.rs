@@ -300,6 +300,11 @@ impl Shim {
         cgroup.create(&Linux, &limits).map_err(|e| e.to_string())?;
 
         let seccomp = process::seccomp_programs(&config)?;
+        let all = process::CapSets {
+            bounding: u64::MAX,
+            ..process::CapSets::default()
+        };
+        let drop_mknod = all.for_cgroup(&cgroup, &limits).bounding != u64::MAX;
 
         // Namespaces: new ones by flag, joined ones by descriptor.
         let mut flags =
@@ -370,6 +375,7 @@ impl Shim {
                 stderr: err_w.as_fd(),
                 join_net: join_net.as_ref().map(|f| f.as_fd()),
                 seccomp: &seccomp,
+                drop_mknod,
             });
         }
         let pid = Pid::from_raw(pid as i32);

@@ -143,6 +143,36 @@ impl CapSets {
     }
 }
 
+impl CapSets {
+    /// The same sets without one capability.
+    pub fn without(self, cap: u32) -> CapSets {
+        let m = !(1u64 << cap);
+        CapSets {
+            bounding: self.bounding & m,
+            effective: self.effective & m,
+            permitted: self.permitted & m,
+            inheritable: self.inheritable & m,
+            ambient: self.ambient & m,
+        }
+    }
+
+    /// The sets for a container in `cgroup` with `limits`: CAP_MKNOD goes
+    /// when device rules are wanted but cannot be enforced (see
+    /// [`crate::runtime::cgroup::Cgroup::enforces_devices`]).
+    pub fn for_cgroup(
+        self,
+        cgroup: &crate::runtime::cgroup::Cgroup,
+        limits: &crate::runtime::cgroup::Limits,
+    ) -> CapSets {
+        let wanted = limits.devices.as_ref().is_some_and(|d| !d.is_empty());
+        if wanted && !cgroup.enforces_devices() {
+            self.without(27) // CAP_MKNOD
+        } else {
+            self
+        }
+    }
+}
+
 fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()

@@ -9,3 +9,4 @@ pub mod planner;
 pub mod runtime;
 pub mod spec;
 pub mod state;
+pub mod volumes;

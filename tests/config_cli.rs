@@ -1,5 +1,8 @@
 //! `stack config` end to end: the built binary, real files, real exit codes.
 
+#[path = "support/corpus.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -268,27 +271,10 @@ fn completions_and_man_page_come_from_the_flags() {
 /// Every corpus file that loads prints output that loads again to the same bytes.
 #[test]
 fn corpus_round_trips() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if !corpus.is_dir() {
-        eprintln!("\n*** CORPUS MISSING: ../shared/corpus not found; round trip not checked ***\n");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the corpus is missing on CI"
-        );
+    let Some(corpus) = support::corpus() else {
         return;
-    }
-    let mut files = Vec::new();
-    let mut stack_dirs = vec![corpus.clone()];
-    while let Some(d) = stack_dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack_dirs.push(p);
-            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")) {
-                files.push(p);
-            }
-        }
-    }
+    };
+    let files = support::yaml_files(&corpus);
     let tmp = tempfile::tempdir().unwrap();
     let mut checked = 0;
     for file in files {

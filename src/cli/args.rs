@@ -68,6 +68,9 @@ pub struct Global {
 pub enum Command {
     /// Validate the stack and print it normalized, like `docker compose config`.
     Config(ConfigArgs),
+    /// Manage volumes: list, inspect, remove, prune.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -80,6 +83,37 @@ pub enum Command {
     Runtime {
         #[command(subcommand)]
         command: Box<super::runtime::RuntimeCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// List volumes.
+    Ls {
+        /// Only the names.
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(long, value_enum, default_value_t = Format::Yaml, hide_possible_values = true)]
+        format: Format,
+    },
+    /// Show volumes in detail (JSON).
+    Inspect {
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove volumes that no container uses (their data is lost).
+    Rm {
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (with --all, every unused volume).
+    Prune {
+        /// Also remove unused named volumes.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not ask for confirmation (`-f` is the global --file flag).
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -9,6 +9,7 @@ mod config;
 mod generate;
 pub mod render;
 pub mod runtime;
+mod volume;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,6 +38,7 @@ pub fn main() -> ExitCode {
     };
     let result = match &cli.command {
         args::Command::Config(a) => config::run(&cli.global, a),
+        args::Command::Volume(v) => volume::run(&cli.global, v),
         args::Command::Completion { shell } => generate::completion(*shell),
         args::Command::Man => generate::man(),
         args::Command::Runtime { command } => {

@@ -521,9 +521,11 @@ fn octal_byte(digits: &str) -> Option<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::path::Path;
 
-    const FIXTURES: &str = "/work/shared/corpus/compose-go/dotenv/fixtures";
+    /// compose-go's own .env fixtures, from the shared corpus.
+    fn fixtures() -> Option<std::path::PathBuf> {
+        Some(crate::spec::test_corpus()?.join("compose-go/dotenv/fixtures"))
+    }
 
     fn unset(_: &str) -> Option<String> {
         None
@@ -565,11 +567,7 @@ mod tests {
 
     /// Reads a compose-go fixture, or `None` when the corpus is not there.
     fn fixture(name: &str) -> Option<String> {
-        let dir = Path::new(FIXTURES);
-        if !dir.is_dir() {
-            eprintln!("!!! SKIPPING: fixture directory {FIXTURES} is missing");
-            return None;
-        }
+        let dir = fixtures()?;
         match std::fs::read_to_string(dir.join(name)) {
             Ok(text) => Some(text),
             Err(e) => panic!("cannot read fixture {name}: {e}"),
@@ -840,11 +838,8 @@ mod tests {
 
     #[test]
     fn every_fixture_parses_as_raw_without_panicking() {
-        let dir = Path::new(FIXTURES);
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            eprintln!("!!! SKIPPING: fixture directory {FIXTURES} is missing");
-            return;
-        };
+        let Some(dir) = fixtures() else { return };
+        let entries = std::fs::read_dir(&dir).expect("the fixture directory is readable");
         let mut seen = 0;
         for entry in entries.flatten() {
             if let Ok(text) = std::fs::read_to_string(entry.path()) {

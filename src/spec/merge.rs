@@ -1631,7 +1631,7 @@ mod tests {
 
     /// Reads a file of the shared corpus; `None` (said loudly) when the corpus is absent.
     fn corpus(path: &str) -> Option<Node> {
-        let full = format!("/work/shared/corpus/{path}");
+        let full = crate::spec::test_corpus()?.join(path).display().to_string();
         match std::fs::read_to_string(&full) {
             Ok(text) => Some(load_as(&full, &text)),
             Err(e) => {

@@ -244,11 +244,11 @@ impl Normalizer<'_> {
                 "cap_add" => s.cap_add = strings(v),
                 "cap_drop" => s.cap_drop = strings(v),
                 "security_opt" => s.security_opt = strings(v),
-                "privileged" => s.privileged = boolean(v),
-                "read_only" => s.read_only = boolean(v),
-                "init" => s.init = v.as_str().map(|_| boolean(v)),
-                "tty" => s.tty = boolean(v),
-                "stdin_open" => s.stdin_open = boolean(v),
+                "privileged" => s.privileged = self.flag(v, &path).unwrap_or(false),
+                "read_only" => s.read_only = self.flag(v, &path).unwrap_or(false),
+                "init" => s.init = self.flag(v, &path),
+                "tty" => s.tty = self.flag(v, &path).unwrap_or(false),
+                "stdin_open" => s.stdin_open = self.flag(v, &path).unwrap_or(false),
                 "shm_size" => s.shm_size = self.bytes(v, &path),
                 "mem_limit" => s.mem_limit = self.bytes(v, &path),
                 "memswap_limit" => s.memswap_limit = self.bytes(v, &path),
@@ -931,6 +931,23 @@ impl Normalizer<'_> {
             Ok(d) => Some(d),
             Err(e) => {
                 self.error(v, path, e);
+                None
+            }
+        }
+    }
+
+    /// A boolean; a string that is not `true` or `false` (an interpolated
+    /// `yes`, say) is an error rather than a silent `false`.
+    fn flag(&mut self, v: &Node, path: &str) -> Option<bool> {
+        let text = v.as_str()?;
+        match super::yaml::parse_bool(text) {
+            Some(b) => Some(b),
+            None => {
+                self.error(
+                    v,
+                    path,
+                    format!("`{text}` is not a boolean (write `true` or `false`)"),
+                );
                 None
             }
         }

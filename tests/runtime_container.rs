@@ -554,3 +554,23 @@ fn namespaced_sysctls_are_applied() {
     );
     assert_eq!(out, ["1", "1234"]);
 }
+
+#[test]
+fn tty_gives_the_command_a_terminal_and_logs_its_output() {
+    if !can_run() {
+        return;
+    }
+    let t = TestRuntime::new();
+    let (exit, out) = t.run(
+        "tty",
+        &[
+            "sh",
+            "-c",
+            "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; echo TERM=$TERM",
+        ],
+        |s, _| s.tty = true,
+    );
+    assert_eq!(exit.code, 0, "{out:?}");
+    let out: Vec<&str> = out.iter().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(out, ["is-a-tty", "TERM=xterm"]);
+}

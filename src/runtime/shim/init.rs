@@ -32,6 +32,8 @@ pub struct Init<'a> {
     pub stdin: BorrowedFd<'a>,
     pub stdout: BorrowedFd<'a>,
     pub stderr: BorrowedFd<'a>,
+    /// The standard streams are a terminal: make it the controlling one.
+    pub terminal: bool,
     pub join_net: Option<BorrowedFd<'a>>,
     pub seccomp: &'a [BpfProgram],
     /// Take CAP_MKNOD away (device rules that cannot be enforced).
@@ -74,6 +76,16 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
         if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
             return Err(format!(
                 "cannot set up standard streams: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    if init.terminal {
+        // SAFETY: TIOCSCTTY on our standard input, a terminal slave, in the
+        // new session created above.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+            return Err(format!(
+                "cannot attach the terminal: {}",
                 std::io::Error::last_os_error()
             ));
         }

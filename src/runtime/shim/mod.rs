@@ -325,8 +325,33 @@ impl Shim {
             }
         }
 
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
+        // Output: two pipes, or with `tty: true` one pseudo-terminal whose
+        // slave side is all three standard streams (its master is read
+        // into the log as stdout, as Docker does).
+        let terminal = config
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        let (out_r, out_w, err_r, err_w): (OwnedFd, OwnedFd, Option<OwnedFd>, OwnedFd) = if terminal
+        {
+            let pty = nix::pty::openpty(None, None)
+                .map_err(|e| format!("cannot allocate a terminal: {e}"))?;
+            for fd in [&pty.master, &pty.slave] {
+                // SAFETY: setting FD_CLOEXEC on a descriptor we own.
+                unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+            let slave2 = pty
+                .slave
+                .try_clone()
+                .map_err(|e| format!("cannot duplicate the terminal: {e}"))?;
+            (pty.master, pty.slave, None, slave2)
+        } else {
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            (out_r, out_w, Some(err_r), err_w)
+        };
         let (sync_parent, sync_child) = nix::sys::socket::socketpair(
             nix::sys::socket::AddressFamily::Unix,
             nix::sys::socket::SockType::SeqPacket,
@@ -370,7 +395,12 @@ impl Shim {
                 config: &config,
                 dir,
                 sync: sync_child,
-                stdin: devnull.as_fd(),
+                stdin: if terminal {
+                    out_w.as_fd()
+                } else {
+                    devnull.as_fd()
+                },
+                terminal,
                 stdout: out_w.as_fd(),
                 stderr: err_w.as_fd(),
                 join_net: join_net.as_ref().map(|f| f.as_fd()),
@@ -429,18 +459,16 @@ impl Shim {
             signals,
             listener,
             conns: Vec::new(),
-            outputs: vec![
-                Output {
-                    fd: Some(out_r),
-                    stream: Stream::Stdout,
-                    lines: LineSplitter::default(),
-                },
-                Output {
-                    fd: Some(err_r),
-                    stream: Stream::Stderr,
-                    lines: LineSplitter::default(),
-                },
-            ],
+            outputs: [(Some(out_r), Stream::Stdout), (err_r, Stream::Stderr)]
+                .into_iter()
+                .filter_map(|(fd, stream)| {
+                    fd.map(|fd| Output {
+                        fd: Some(fd),
+                        stream,
+                        lines: LineSplitter::default(),
+                    })
+                })
+                .collect(),
             log,
             kill_at: None,
             exit: None,

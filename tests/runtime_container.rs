@@ -574,3 +574,23 @@ fn tty_gives_the_command_a_terminal_and_logs_its_output() {
     let out: Vec<&str> = out.iter().map(|l| l.trim_end_matches('\r')).collect();
     assert_eq!(out, ["is-a-tty", "TERM=xterm"]);
 }
+
+#[test]
+fn stdin_open_keeps_standard_input_open() {
+    if !can_run() {
+        return;
+    }
+    let t = TestRuntime::new();
+    let id = t.id("stdin");
+    // `read` returns at end-of-file; with stdin kept open it waits.
+    let config = t.config(
+        &id,
+        &["sh", "-c", "echo waiting; read line; echo eof"],
+        |s, _| s.stdin_open = true,
+    );
+    t.rt.run(&id, &config).unwrap();
+    t.until("the command to start", || !t.output(&id).is_empty());
+    let exit = t.rt.stop(&id, Some(Duration::from_millis(100))).unwrap();
+    assert_eq!(t.output(&id), ["waiting"]);
+    assert_eq!(exit.signal, Some(libc::SIGKILL));
+}

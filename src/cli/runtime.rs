@@ -212,6 +212,9 @@ fn run_container(rt: &Runtime, a: &RunArgs) -> Result<u8> {
         project_dir: std::env::current_dir()?,
     };
     let config = build::container_config(&service, &ImageConfig::default(), &ctx, rt.root())?;
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
     let created = rt.run(&a.id, &config)?;
     if a.detach {
         println!("{}", created.pid);

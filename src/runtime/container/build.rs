@@ -123,6 +123,13 @@ pub struct ContainerConfig {
     pub user: Option<String>,
     pub group_add: Vec<String>,
     pub init: bool,
+    /// Keep the command's standard input open (`stdin_open`).
+    #[serde(default)]
+    pub stdin_open: bool,
+    /// What was adjusted to fit this host, for the caller to show the user
+    /// (e.g. a ulimit lowered to the hard limit stack itself has).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     pub hosts: String,
     pub resolv_conf: String,
     pub hostname_file: String,
@@ -262,6 +269,21 @@ pub fn own_hard_limit(resource: libc::__rlimit_resource_t) -> u64 {
     }
 }
 
+/// Whether this process has capability `cap` in its effective set.
+fn own_capability(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|m| m & (1 << cap) != 0)
+}
+
 /// Sysctls a container may set: those namespaced by the kernel (IPC and,
 /// with its own network namespace, network).
 pub fn check_sysctl(name: &str, own_network: bool) -> Result<(), ContainerError> {
@@ -348,6 +370,22 @@ pub fn container_config(
         (Some(Some(json)), _) => Some(security::resolve_profile(json, &caps)?),
     };
     let rlimits = clamp_rlimits(&service.ulimits, own_hard_limit)?;
+    let mut warnings: Vec<String> = rlimits
+        .iter()
+        .filter(|r| r.clamped)
+        .map(|r| {
+            format!(
+                "service `{}`: {} lowered to {} (soft) / {} (hard), the most stack itself may grant without CAP_SYS_RESOURCE",
+                service.name, r.kind, r.soft, r.hard
+            )
+        })
+        .collect();
+    if service.oom_score_adj.is_some_and(|o| o < 0) && !own_capability(24) {
+        warnings.push(format!(
+            "service `{}`: oom_score_adj below 0 needs CAP_SYS_RESOURCE, which stack does not have here; the container keeps stack's own score",
+            service.name
+        ));
+    }
 
     let own_network = matches!(ctx.network, NetworkMode::New | NetworkMode::None);
     for name in service.sysctls.keys() {
@@ -527,6 +565,8 @@ pub fn container_config(
         user: named_user,
         group_add: service.group_add.clone(),
         init: service.init.unwrap_or(false),
+        stdin_open: service.stdin_open,
+        warnings,
         hosts: ctx.hosts.clone(),
         resolv_conf: ctx.resolv_conf.clone(),
         hostname_file: format!("{hostname}\n"),
@@ -721,7 +761,21 @@ mod tests {
         s.user = Some("app".into());
         s.stop_signal = Some("SIGINT".into());
         s.read_only = true;
+        s.ulimits.insert(
+            "nofile".into(),
+            Ulimit {
+                soft: 1,
+                hard: i64::MAX,
+            },
+        );
         let c = container_config(&s, &image(), &ctx(), Path::new("/r")).unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("RLIMIT_NOFILE lowered")),
+            "{:?}",
+            c.warnings
+        );
         let spec = &c.spec;
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.args().as_ref().unwrap()[0], "/entry");

@@ -256,6 +256,8 @@ struct Shim {
     log: LogWriter,
     kill_at: Option<Instant>,
     exit: Option<Exit>,
+    /// The write end of an open stdin (`stdin_open`), held, never written.
+    _stdin: Option<OwnedFd>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
@@ -361,6 +363,15 @@ impl Shim {
         .map_err(|e| format!("cannot create a socket pair: {e}"))?;
         let devnull =
             std::fs::File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
+        // `stdin_open` without a terminal: a pipe the shim keeps open and
+        // never writes, so a command reading stdin waits instead of seeing
+        // end-of-file (attaching to it is a later feature).
+        let (stdin_r, stdin_w) = if config.stdin_open && !terminal {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
 
         // Signals arrive through a descriptor in the event loop.
         let mut mask = SigSet::empty();
@@ -395,10 +406,10 @@ impl Shim {
                 config: &config,
                 dir,
                 sync: sync_child,
-                stdin: if terminal {
-                    out_w.as_fd()
-                } else {
-                    devnull.as_fd()
+                stdin: match (&stdin_r, terminal) {
+                    (_, true) => out_w.as_fd(),
+                    (Some(r), false) => r.as_fd(),
+                    (None, false) => devnull.as_fd(),
                 },
                 terminal,
                 stdout: out_w.as_fd(),
@@ -409,7 +420,7 @@ impl Shim {
             });
         }
         let pid = Pid::from_raw(pid as i32);
-        drop((sync_child, out_w, err_w, devnull));
+        drop((sync_child, out_w, err_w, devnull, stdin_r));
 
         let fail = |msg: String| {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
@@ -472,6 +483,7 @@ impl Shim {
             log,
             kill_at: None,
             exit: None,
+            _stdin: stdin_w,
         })
     }
 

@@ -362,7 +362,8 @@ pub fn exec(args: &[String], env: &[String]) -> ProcessError {
     else {
         return "an argument or environment variable contains a NUL byte".into();
     };
-    let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+    // execve returns only on failure: its success type is uninhabited.
+    let Err(e) = nix::unistd::execve(&path, &argv, &envp);
     let hint = match e {
         nix::errno::Errno::ENOENT => " (not found in the container; check the command and PATH)",
         nix::errno::Errno::EACCES => " (not executable, or on a noexec mount)",

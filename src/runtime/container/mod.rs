@@ -454,6 +454,14 @@ impl Runtime {
         logs::read_logs(&path, since).map_err(ContainerError::io("read", &path))
     }
 
+    /// Follows the container's log from its current end (`logs -f`).
+    pub fn follow_logs(&self, id: &str) -> Result<logs::Follower, ContainerError> {
+        if !self.dir(id).exists() {
+            return Err(ContainerError::NotFound(id.to_string()));
+        }
+        Ok(logs::Follower::from_end(&self.dir(id).join("container.log")))
+    }
+
     /// A command that runs `req` in the container when spawned; its standard
     /// streams are the command's, and its exit status is the one of `req`.
     pub fn exec_command(&self, id: &str, req: &ExecRequest) -> Result<Command, ContainerError> {

@@ -110,6 +110,27 @@ impl ContainerError {
     }
 }
 
+/// Waits (at most `limit`) for the process `pid` that started at `start`
+/// to exit, with a pidfd: no polling, and no confusion with a process that
+/// reused the pid (the start time is checked after the pidfd is open).
+fn wait_for_exit(pid: Option<i32>, start: Option<u64>, limit: Duration) {
+    let Some(raw) = pid.and_then(rustix::process::Pid::from_raw) else {
+        return;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) else {
+        return;
+    };
+    if !state::same_process(pid, start) {
+        return;
+    }
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&fd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+}
+
 /// The runtime over a state root.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -519,12 +540,7 @@ impl Runtime {
         }
         // The shim exits right after answering; wait for it so that it no
         // longer writes into the directory.
-        for _ in 0..400 {
-            if !state::same_process(s.shim_pid, s.shim_start) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for_exit(s.shim_pid, s.shim_start, Duration::from_secs(2));
         self.cleanup(id, &config)
     }
 

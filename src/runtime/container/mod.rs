@@ -480,7 +480,9 @@ impl Runtime {
         if !self.dir(id).exists() {
             return Err(ContainerError::NotFound(id.to_string()));
         }
-        Ok(logs::Follower::from_end(&self.dir(id).join("container.log")))
+        Ok(logs::Follower::from_end(
+            &self.dir(id).join("container.log"),
+        ))
     }
 
     /// A command that runs `req` in the container when spawned; its standard

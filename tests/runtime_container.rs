@@ -241,6 +241,7 @@ fn exec_sees_the_containers_files_and_pids_and_returns_its_code() {
         env: vec!["FOO=bar".into()],
         user: Some("nobody".into()),
         workdir: None,
+        tty: false,
     };
     let out = t.rt.exec(&id, &req).unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -252,6 +253,19 @@ fn exec_sees_the_containers_files_and_pids_and_returns_its_code() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(lines, ["exec-box", "sleep 1000 ", "bar", "65534"]);
+    // -t: a terminal, relayed; the exit code still passes through.
+    let req = ExecRequest {
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; exit 3".into(),
+        ],
+        tty: true,
+        ..ExecRequest::default()
+    };
+    let out = t.rt.exec(&id, &req).unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), "on-a-tty");
     t.rt.remove(&id, true).unwrap();
 }
 

@@ -50,6 +50,9 @@ pub enum RuntimeCommand {
         workdir: Option<String>,
         #[arg(short, long = "env")]
         env: Vec<String>,
+        /// Allocate a terminal.
+        #[arg(short, long)]
+        tty: bool,
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
@@ -144,6 +147,7 @@ pub fn run(root: &Path, cmd: &RuntimeCommand) -> Result<u8> {
             user,
             workdir,
             env,
+            tty,
             command,
         } => {
             let req = ExecRequest {
@@ -151,6 +155,7 @@ pub fn run(root: &Path, cmd: &RuntimeCommand) -> Result<u8> {
                 env: env.clone(),
                 user: user.clone(),
                 workdir: workdir.clone(),
+                tty: *tty,
             };
             let status = rt.exec_command(id, &req)?.status()?;
             Ok(status.code().unwrap_or(1) as u8)

@@ -15,7 +15,7 @@
 //! path.
 
 use std::ffi::OsString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,11 @@ pub struct ExecRequest {
     pub user: Option<String>,
     /// `-w`: default: the container's working directory.
     pub workdir: Option<String>,
+    /// `-t`: run the command on a pseudo-terminal, relayed to the helper's
+    /// standard streams (the caller's terminal is switched to raw mode
+    /// meanwhile, and its window size follows).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// The exit code for "the exec itself failed" (as Docker: 126 cannot run, 127 not found).
@@ -138,33 +143,198 @@ fn run(dir: PathBuf, request: &str) -> Result<u8, String> {
         Signal::SIGQUIT,
         Signal::SIGUSR1,
         Signal::SIGUSR2,
+        Signal::SIGWINCH,
     ] {
         mask.add(s);
     }
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(|e| e.to_string())?;
+    let pty = if req.tty {
+        let size = window_size(0);
+        Some(
+            nix::pty::openpty(size.as_ref(), None)
+                .map_err(|e| format!("cannot allocate a terminal: {e}"))?,
+        )
+    } else {
+        None
+    };
 
     // SAFETY: this helper is single-threaded (dispatched first in main).
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
+            if let Some(pty) = &pty {
+                let _ = nix::unistd::setsid();
+                // SAFETY: making our own terminal slave the controlling
+                // terminal and standard streams of this new session.
+                unsafe {
+                    libc::ioctl(pty.slave.as_raw_fd(), libc::TIOCSCTTY, 0);
+                    for target in 0..3 {
+                        libc::dup2(pty.slave.as_raw_fd(), target);
+                    }
+                }
+            }
             let e = child(&config, &proc_, &req, &seccomp, drop_mknod);
             eprintln!("stack exec: {e}");
             // SAFETY: leave the forked child without running destructors.
             unsafe { libc::_exit(if e.contains("not found") { 127 } else { 126 }) }
         }
-        Ok(nix::unistd::ForkResult::Parent { child }) => loop {
-            let Ok(sig) = mask.wait() else { continue };
-            if sig != Signal::SIGCHLD {
-                let _ = nix::sys::signal::kill(child, sig);
-                continue;
-            }
-            use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
-                Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128u8.wrapping_add(s as u8)),
-                _ => {}
+        Ok(nix::unistd::ForkResult::Parent { child }) => match pty {
+            None => loop {
+                let Ok(sig) = mask.wait() else { continue };
+                if sig == Signal::SIGWINCH {
+                    continue;
+                }
+                if sig != Signal::SIGCHLD {
+                    let _ = nix::sys::signal::kill(child, sig);
+                    continue;
+                }
+                if let Some(code) = reap(child) {
+                    return Ok(code);
+                }
+            },
+            Some(pty) => {
+                drop(pty.slave);
+                relay(child, &pty.master, &mask)
             }
         },
         Err(e) => Err(format!("cannot fork: {e}")),
+    }
+}
+
+/// The exit code of `child` once it has exited.
+fn reap(child: nix::unistd::Pid) -> Option<u8> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Some(code as u8),
+        Ok(WaitStatus::Signaled(_, s, _)) => Some(128u8.wrapping_add(s as u8)),
+        _ => None,
+    }
+}
+
+fn window_size(fd: i32) -> Option<nix::pty::Winsize> {
+    let mut ws = nix::pty::Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct we own.
+    (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0).then_some(ws)
+}
+
+/// Restores the caller's terminal settings when dropped.
+struct RawMode(Option<nix::sys::termios::Termios>);
+
+impl RawMode {
+    fn enter() -> RawMode {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return RawMode(None);
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+        RawMode(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
+/// Copies between the caller's streams and the terminal until the command
+/// exits; forwards signals and window size changes.
+fn relay(
+    child: nix::unistd::Pid,
+    master: &std::os::fd::OwnedFd,
+    mask: &nix::sys::signal::SigSet,
+) -> Result<u8, String> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::signal::Signal;
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let signals = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("cannot create a signalfd: {e}"))?;
+    let _raw = RawMode::enter();
+    let stdin = std::io::stdin();
+    let mut stdin_open = true;
+    let mut exit = None;
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut fds = vec![
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(master.as_fd(), PollFlags::POLLIN),
+        ];
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        // After the exit, only drain what the terminal still holds.
+        let timeout = if exit.is_some() {
+            PollTimeout::from(100u16)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => return Ok(exit.unwrap_or(1)),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("poll failed: {e}")),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[1] {
+            match nix::unistd::read(master, &mut buf) {
+                Ok(n) if n > 0 => {
+                    let _ = std::io::Write::write_all(&mut std::io::stdout(), &buf[..n]);
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                }
+                // EIO: every copy of the slave is closed.
+                _ => {
+                    if let Some(code) = exit {
+                        return Ok(code);
+                    }
+                }
+            }
+        }
+        if ready.get(2) == Some(&true) {
+            match nix::unistd::read(&stdin, &mut buf) {
+                Ok(n) if n > 0 => {
+                    let _ = nix::unistd::write(master, &buf[..n]);
+                }
+                _ => stdin_open = false,
+            }
+        }
+        if ready[0] {
+            while let Ok(Some(info)) = signals.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => {
+                        if let Some(code) = reap(child) {
+                            exit = Some(code);
+                        }
+                    }
+                    Ok(Signal::SIGWINCH) => {
+                        if let Some(ws) = window_size(0) {
+                            // SAFETY: TIOCSWINSZ reads the struct we own.
+                            unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                        }
+                    }
+                    Ok(sig) => {
+                        let _ = nix::sys::signal::kill(child, sig);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
     }
 }
 

@@ -97,6 +97,10 @@ const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 /// directory (or an empty file when `file`) when missing, every component
 /// resolved with the root as `/`.
 pub fn ensure_in_root(root: &OwnedFd, path: &str, file: bool) -> Result<OwnedFd, SetupError> {
+    ensure_depth(root, path, file, 0)
+}
+
+fn ensure_depth(root: &OwnedFd, path: &str, file: bool, depth: u32) -> Result<OwnedFd, SetupError> {
     let rel = path.trim_start_matches('/');
     let open = |p: &str, extra: OFlags| {
         rustix::fs::openat2(
@@ -139,14 +143,45 @@ pub fn ensure_in_root(root: &OwnedFd, path: &str, file: bool) -> Result<OwnedFd,
     if file {
         // Created through the root-confined resolver: a dangling symlink is
         // followed inside the root, never to the host.
-        rustix::fs::openat2(
-            root,
-            rel,
-            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::from_raw_mode(0o644),
-            IN_ROOT,
-        )
-        .map_err(|e| err(format!("cannot create {path} in the root filesystem"), e))?;
+        let create = || {
+            rustix::fs::openat2(
+                root,
+                rel,
+                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+                Mode::from_raw_mode(0o644),
+                IN_ROOT,
+            )
+        };
+        match create() {
+            Ok(_) => {}
+            // The last component is a symlink to a place whose directory
+            // does not exist (yet): make that directory, inside the root,
+            // and create the file there.
+            Err(rustix::io::Errno::NOENT) if depth < 8 => {
+                let (parent_rel, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+                let parent = open(parent_rel, OFlags::DIRECTORY)
+                    .map_err(|e| err(format!("cannot open the directory of {path}"), e))?;
+                let target = rustix::fs::readlinkat(&parent, name, Vec::new())
+                    .map_err(|e| err(format!("cannot create {path} in the root filesystem"), e))?;
+                let target = target.to_string_lossy().into_owned();
+                let absolute = if target.starts_with('/') {
+                    target
+                } else {
+                    format!("/{parent_rel}/{target}")
+                };
+                if let Some((dir, _)) = absolute.rsplit_once('/') {
+                    ensure_depth(root, dir, false, depth + 1)?;
+                }
+                create()
+                    .map_err(|e| err(format!("cannot create {path} in the root filesystem"), e))?;
+            }
+            Err(e) => {
+                return Err(err(
+                    format!("cannot create {path} in the root filesystem"),
+                    e,
+                ));
+            }
+        }
     }
     open(rel, OFlags::empty()).map_err(|e| err(format!("cannot open {path} after creating it"), e))
 }

@@ -18,8 +18,8 @@
 //! the control socket `shim.sock`.
 //!
 //! 1. **create**: the caller writes the directory and runs
-//!    `stack __shim <root> <id> [--start]` with a pipe as its standard output. The shim
-//!    creates the cgroup, clones the container's first process into new
+//!    `stack __shim <root> <id> [--start]` with a pipe as its standard
+//!    output. The shim creates the cgroup, clones the container's first process into new
 //!    pid, mount, uts, ipc and (unless `network_mode: host` or joining
 //!    another container's) network namespaces, moves it into the cgroup,
 //!    and lets it build the root filesystem. The process then *waits*. The
@@ -30,7 +30,9 @@
 //! 2. **network hook**: between create and start the caller attaches the
 //!    network to `/proc/<pid>/ns/net` (the container's namespace is
 //!    already there, nothing runs in it yet). Also the moment to write
-//!    /etc/hosts entries.
+//!    /etc/hosts entries: `<dir>/hosts` (and `resolv.conf`) are bind-mounted
+//!    into the container by inode, so they must be rewritten in place
+//!    (truncate and write), never replaced by renaming a new file over them.
 //! 3. **start**: the caller connects to `shim.sock` and sends a one-line
 //!    request; the shim answers one line:
 //!

@@ -225,7 +225,34 @@ fn run_container(rt: &Runtime, a: &RunArgs) -> Result<u8> {
         println!("{}", created.pid);
         return Ok(0);
     }
-    let exit = rt.wait(&a.id)?;
+    // Foreground: show the output as it is logged.
+    let mut follower = rt.follow_logs(&a.id, true)?;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let printer = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let print = |entries: Vec<crate::runtime::container::logs::LogEntry>| {
+                for e in entries {
+                    match e.stream {
+                        crate::runtime::container::logs::Stream::Stdout => println!("{}", e.text),
+                        crate::runtime::container::logs::Stream::Stderr => eprintln!("{}", e.text),
+                    }
+                }
+            };
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                print(follower.poll().unwrap_or_default());
+                if finished {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let exit = rt.wait(&a.id);
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let _ = printer.join();
+    let exit = exit?;
     if a.rm {
         rt.remove(&a.id, true)?;
     }

@@ -229,6 +229,13 @@ impl Follower {
         }
     }
 
+    /// Starts at the beginning of the live file.
+    pub fn from_start(path: &Path) -> Follower {
+        let mut f = Follower::from_end(path);
+        f.offset = 0;
+        f
+    }
+
     /// New records since the last call.
     pub fn poll(&mut self) -> io::Result<Vec<LogEntry>> {
         use std::io::{Seek, SeekFrom};

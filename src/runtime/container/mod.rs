@@ -475,14 +475,22 @@ impl Runtime {
         logs::read_logs(&path, since).map_err(ContainerError::io("read", &path))
     }
 
-    /// Follows the container's log from its current end (`logs -f`).
-    pub fn follow_logs(&self, id: &str) -> Result<logs::Follower, ContainerError> {
+    /// Follows the container's log (`logs -f`), from its current end or
+    /// from the start of the live file.
+    pub fn follow_logs(
+        &self,
+        id: &str,
+        from_start: bool,
+    ) -> Result<logs::Follower, ContainerError> {
         if !self.dir(id).exists() {
             return Err(ContainerError::NotFound(id.to_string()));
         }
-        Ok(logs::Follower::from_end(
-            &self.dir(id).join("container.log"),
-        ))
+        let path = self.dir(id).join("container.log");
+        Ok(if from_start {
+            logs::Follower::from_start(&path)
+        } else {
+            logs::Follower::from_end(&path)
+        })
     }
 
     /// A command that runs `req` in the container when spawned; its standard

@@ -609,3 +609,30 @@ fn stdin_open_keeps_standard_input_open() {
     assert_eq!(t.output(&id), ["waiting"]);
     assert_eq!(exit.signal, Some(libc::SIGKILL));
 }
+
+#[test]
+fn the_container_sees_its_own_cgroup_limits() {
+    if !can_run() {
+        return;
+    }
+    let t = TestRuntime::new();
+    let v2 = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(" /sys/fs/cgroup ") && l.contains(" - cgroup2 "));
+    let file = if v2 {
+        "/sys/fs/cgroup/memory.max"
+    } else {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    };
+    let (_, out) = t.run(
+        "cgroupns",
+        &["sh", "-c", &format!("cat {file}; cat /proc/self/cgroup")],
+        |s, _| s.mem_limit = Some(Bytes(64 << 20)),
+    );
+    assert_eq!(out[0], "67108864", "{out:?}");
+    // Inside its cgroup namespace, the container is at the root.
+    for line in &out[1..] {
+        assert!(line.ends_with(":/"), "{out:?}");
+    }
+}

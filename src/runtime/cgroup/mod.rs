@@ -357,6 +357,30 @@ impl Cgroup {
         &self.path
     }
 
+    /// The cgroup filesystems to mount inside the container, as (directory
+    /// under /sys/fs/cgroup, filesystem type, options): the container's
+    /// cgroup namespace makes each show only the container's own subtree,
+    /// so programs that size themselves from their limits (JVMs, Go's
+    /// GOMAXPROCS libraries) find them where they look.
+    pub fn container_mounts(&self) -> Vec<(String, &'static str, String)> {
+        match &self.hierarchy {
+            Hierarchy::V2(_) => vec![(String::new(), "cgroup2", String::new())],
+            Hierarchy::V1(mounts) => {
+                let mut by_mount: BTreeMap<&PathBuf, Vec<&str>> = BTreeMap::new();
+                for (controller, mount) in mounts {
+                    by_mount.entry(mount).or_default().push(controller);
+                }
+                by_mount
+                    .into_iter()
+                    .filter_map(|(mount, controllers)| {
+                        let name = mount.file_name()?.to_string_lossy().into_owned();
+                        Some((name, "cgroup", controllers.join(",")))
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// Whether device rules can be enforced here. On v2 they need a BPF
     /// program attached to the cgroup, which stack does not load yet; the
     /// shim then takes CAP_MKNOD away instead, so no new device node can

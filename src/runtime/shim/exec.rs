@@ -92,6 +92,7 @@ fn run(dir: PathBuf, request: &str) -> Result<u8, String> {
         ("uts", nix::sched::CloneFlags::CLONE_NEWUTS),
         ("net", nix::sched::CloneFlags::CLONE_NEWNET),
         ("pid", nix::sched::CloneFlags::CLONE_NEWPID),
+        ("cgroup", nix::sched::CloneFlags::CLONE_NEWCGROUP),
         ("mnt", nix::sched::CloneFlags::CLONE_NEWNS),
     ] {
         let f = std::fs::File::open(format!("/proc/{pid}/ns/{name}"))

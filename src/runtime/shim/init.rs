@@ -38,6 +38,8 @@ pub struct Init<'a> {
     pub seccomp: &'a [BpfProgram],
     /// Take CAP_MKNOD away (device rules that cannot be enforced).
     pub drop_mknod: bool,
+    /// The cgroup filesystems to mount under /sys/fs/cgroup.
+    pub cgroup_mounts: Vec<(String, &'static str, String)>,
 }
 
 /// Runs in the cloned child; never returns.
@@ -120,6 +122,11 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
     if recv(&init.sync) != "cgroup" {
         return Err("the shim went away".into());
     }
+    // A cgroup namespace rooted at the container's cgroup, then its view
+    // of the cgroup filesystems, read-only.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
+    mount_cgroups(&init.cgroup_mounts)?;
     nix::unistd::write(&init.sync, b"ready").map_err(|e| format!("the shim went away: {e}"))?;
     if recv(&init.sync) != "go" {
         return Err("the shim went away before start".into());
@@ -140,6 +147,59 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
     }
     process::close_inherited_fds(&[init.sync.as_raw_fd()]);
     Err(process::exec(&args, &env))
+}
+
+/// Mounts the container's cgroups on /sys/fs/cgroup (we are already in the
+/// new root; /sys is the container's own sysfs, mounted by us).
+fn mount_cgroups(mounts: &[(String, &'static str, String)]) -> Result<(), String> {
+    use nix::mount::{MsFlags, mount};
+    let base = Path::new("/sys/fs/cgroup");
+    if mounts.is_empty() || !base.is_dir() {
+        return Ok(());
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let fail =
+        |what: &str, e: nix::errno::Errno| format!("cannot mount {what} in the container: {e}");
+    if let [(name, "cgroup2", _)] = mounts
+        && name.is_empty()
+    {
+        return mount(
+            Some("cgroup2"),
+            base,
+            Some("cgroup2"),
+            flags | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| fail("cgroup2", e));
+    }
+    mount(
+        Some("tmpfs"),
+        base,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755,size=64k"),
+    )
+    .map_err(|e| fail("/sys/fs/cgroup", e))?;
+    for (name, fstype, options) in mounts {
+        let dir = base.join(name);
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        mount(
+            Some("cgroup"),
+            &dir,
+            Some(*fstype),
+            flags | MsFlags::MS_RDONLY,
+            Some(options.as_str()),
+        )
+        .map_err(|e| fail(name, e))?;
+    }
+    mount(
+        None::<&str>,
+        base,
+        None::<&str>,
+        flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        Some("mode=755,size=64k"),
+    )
+    .map_err(|e| fail("/sys/fs/cgroup read-only", e))
 }
 
 /// Signals the minimal init passes on to the command.

@@ -419,6 +419,7 @@ impl Shim {
                 join_net: join_net.as_ref().map(|f| f.as_fd()),
                 seccomp: &seccomp,
                 drop_mknod,
+                cgroup_mounts: cgroup.container_mounts(),
             });
         }
         let pid = Pid::from_raw(pid as i32);

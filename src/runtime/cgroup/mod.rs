@@ -383,8 +383,10 @@ impl Cgroup {
 
     /// Whether device rules can be enforced here. On v2 they need a BPF
     /// program attached to the cgroup, which stack does not load yet; the
-    /// shim then takes CAP_MKNOD away instead, so no new device node can
-    /// be made (the nodes stack creates in /dev are the harmless ones).
+    /// shim then takes CAP_MKNOD away and mounts the image's files
+    /// `nodev` instead, so no device node can be made and none shipped in
+    /// an image opens anything (the nodes stack creates in /dev are the
+    /// harmless ones).
     pub fn enforces_devices(&self) -> bool {
         matches!(&self.hierarchy, Hierarchy::V1(m) if m.contains_key("devices"))
     }

@@ -98,7 +98,7 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
     }
     // SAFETY: umask only changes this process's mask.
     unsafe { libc::umask(0) };
-    rootfs::setup(config, init.dir)?;
+    rootfs::setup(config, init.dir, init.drop_mknod)?;
     rootfs::set_names(spec.hostname().as_deref(), spec.domainname().as_deref())?;
     process::apply_limits(proc_)?;
     let identity = process::resolve_identity(proc_, config.user.as_deref(), &config.group_add)?;

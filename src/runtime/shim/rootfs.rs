@@ -203,7 +203,11 @@ fn open_in_root(root: &OwnedFd, path: &str) -> Result<Option<OwnedFd>, SetupErro
 
 /// Builds the root filesystem and pivots into it. Runs in the container's
 /// first process, in its new mount namespace.
-pub fn setup(config: &ContainerConfig, dir: &Path) -> Result<(), SetupError> {
+///
+/// `nodev` mounts the image's files without device semantics: used when
+/// the host cannot enforce device rules (cgroup v2 without a device
+/// program), so a device node shipped in an image opens nothing.
+pub fn setup(config: &ContainerConfig, dir: &Path, nodev: bool) -> Result<(), SetupError> {
     let sys = Linux;
     let spec = &config.spec;
     sys.mount(
@@ -221,7 +225,11 @@ pub fn setup(config: &ContainerConfig, dir: &Path) -> Result<(), SetupError> {
         Some(Path::new("overlay")),
         &rootfs,
         Some("overlay"),
-        MsFlags::empty(),
+        if nodev {
+            MsFlags::MS_NODEV
+        } else {
+            MsFlags::empty()
+        },
         Some(&data),
     )
     .map_err(|e| {
@@ -333,11 +341,16 @@ pub fn setup(config: &ContainerConfig, dir: &Path) -> Result<(), SetupError> {
     drop(root);
 
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        let keep = if nodev {
+            MsFlags::MS_NODEV
+        } else {
+            MsFlags::empty()
+        };
         sys.mount(
             None,
             Path::new("/"),
             None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep,
             None,
         )
         .map_err(|e| err("cannot make the root filesystem read-only", e))?;

@@ -38,6 +38,12 @@ pub trait Syscalls {
     fn write_file(&self, path: &Path, data: &str) -> io::Result<()>;
     fn read_file(&self, path: &Path) -> io::Result<String>;
     fn exists(&self, path: &Path) -> bool;
+    /// Attaches a device filter program to a cgroup v2 directory.
+    fn attach_device_filter(
+        &self,
+        dir: &Path,
+        rules: &[crate::runtime::cgroup::devices::Rule],
+    ) -> io::Result<()>;
 }
 
 /// The real kernel.
@@ -83,6 +89,15 @@ impl Syscalls for Linux {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
+
+    fn attach_device_filter(
+        &self,
+        dir: &Path,
+        rules: &[crate::runtime::cgroup::devices::Rule],
+    ) -> io::Result<()> {
+        crate::runtime::cgroup::devices::attach(dir, rules)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
 }
 
 /// One recorded call.
@@ -99,6 +114,7 @@ pub enum Call {
     CreateDirAll(PathBuf),
     RemoveDir(PathBuf),
     Write(PathBuf, String),
+    AttachDeviceFilter(PathBuf, usize),
 }
 
 /// A fake kernel for unit tests: performs nothing, records every call, and
@@ -197,5 +213,16 @@ impl Syscalls for Recording {
 
     fn exists(&self, path: &Path) -> bool {
         self.files.borrow().contains_key(path)
+    }
+
+    fn attach_device_filter(
+        &self,
+        dir: &Path,
+        rules: &[crate::runtime::cgroup::devices::Rule],
+    ) -> io::Result<()> {
+        self.calls
+            .borrow_mut()
+            .push(Call::AttachDeviceFilter(dir.to_path_buf(), rules.len()));
+        Ok(())
     }
 }

@@ -26,6 +26,8 @@
 //! accounting) are tested without root; all file operations go through
 //! [`crate::runtime::sys::Syscalls`].
 
+pub mod devices;
+
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -381,14 +383,18 @@ impl Cgroup {
         }
     }
 
-    /// Whether device rules can be enforced here. On v2 they need a BPF
-    /// program attached to the cgroup, which stack does not load yet; the
-    /// shim then takes CAP_MKNOD away and mounts the image's files
-    /// `nodev` instead, so no device node can be made and none shipped in
-    /// an image opens anything (the nodes stack creates in /dev are the
-    /// harmless ones).
+    /// Whether device rules can be enforced here at all: v1 needs the
+    /// devices controller mounted, v2 a BPF program ([`devices`]; whether
+    /// loading it worked is what [`Cgroup::create`] returns). Where they
+    /// cannot, the shim takes CAP_MKNOD away and mounts the image's files
+    /// `nodev`, so no device node can be made and none shipped in an image
+    /// opens anything (the nodes stack creates in /dev are the harmless
+    /// ones).
     pub fn enforces_devices(&self) -> bool {
-        matches!(&self.hierarchy, Hierarchy::V1(m) if m.contains_key("devices"))
+        match &self.hierarchy {
+            Hierarchy::V1(m) => m.contains_key("devices"),
+            Hierarchy::V2(_) => true,
+        }
     }
 
     /// Every directory of this cgroup (one per v1 controller, or one).
@@ -412,8 +418,10 @@ impl Cgroup {
             .chain(self.cpuset.then_some("cpuset"))
     }
 
-    /// Creates the directories and writes the limits.
-    pub fn create(&self, sys: &dyn Syscalls, limits: &Limits) -> Result<(), CgroupError> {
+    /// Creates the directories and writes the limits. Returns whether the
+    /// device rules (if any) are enforced: on v2 that takes loading a BPF
+    /// program, which a kernel without BPF support refuses.
+    pub fn create(&self, sys: &dyn Syscalls, limits: &Limits) -> Result<bool, CgroupError> {
         match &self.hierarchy {
             Hierarchy::V1(mounts) => {
                 for c in self.v1_controllers() {
@@ -477,9 +485,18 @@ impl Cgroup {
                     sys.write_file(&path, &value)
                         .map_err(CgroupError::io("write", &path))?;
                 }
+                let rules: Vec<devices::Rule> = limits
+                    .devices
+                    .iter()
+                    .flatten()
+                    .filter_map(|(allow, text)| devices::Rule::parse(*allow, text))
+                    .collect();
+                if !rules.is_empty() {
+                    return Ok(sys.attach_device_filter(&dir, &rules).is_ok());
+                }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// A v1 cpuset directory needs cpus and mems before a task can join, and

@@ -109,7 +109,19 @@ fn run(dir: PathBuf, request: &str) -> Result<u8, String> {
         .as_ref()
         .map(Limits::from_oci)
         .unwrap_or_default();
-    let mut drop_mknod = false;
+    // Never more than the container's first process may have: its
+    // bounding set also reflects what the shim took away for this host.
+    let bounding = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .unwrap_or(0);
     if let Some(path) = linux.cgroups_path() {
         let cg = Cgroup::new(
             Hierarchy::detect().map_err(|e| e.to_string())?,
@@ -119,11 +131,6 @@ fn run(dir: PathBuf, request: &str) -> Result<u8, String> {
         .map_err(|e| e.to_string())?;
         cg.add_process(&Linux, std::process::id() as i32)
             .map_err(|e| e.to_string())?;
-        let all = process::CapSets {
-            bounding: u64::MAX,
-            ..process::CapSets::default()
-        };
-        drop_mknod = all.for_cgroup(&cg, &limits).bounding != u64::MAX;
     }
     // SAFETY: plain integer prctl.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
@@ -173,7 +180,7 @@ fn run(dir: PathBuf, request: &str) -> Result<u8, String> {
                     }
                 }
             }
-            let e = child(&config, &proc_, &req, &seccomp, drop_mknod);
+            let e = child(&config, &proc_, &req, &seccomp, bounding);
             eprintln!("stack exec: {e}");
             // SAFETY: leave the forked child without running destructors.
             unsafe { libc::_exit(if e.contains("not found") { 127 } else { 126 }) }
@@ -344,7 +351,7 @@ fn child(
     proc_: &oci_spec::runtime::Process,
     req: &ExecRequest,
     seccomp: &[seccompiler::BpfProgram],
-    drop_mknod: bool,
+    bounding: u64,
 ) -> String {
     let user = req.user.as_deref().or(config.user.as_deref());
     let identity = match process::resolve_identity(proc_, user, &config.group_add) {
@@ -370,8 +377,10 @@ fn child(
     let env = process::with_home(&env, &identity);
     process::reset_signals();
     let mut caps = process::CapSets::from_process(proc_);
-    if drop_mknod {
-        caps = caps.without(27);
+    for cap in 0..64 {
+        if bounding & (1 << cap) == 0 {
+            caps = caps.without(cap);
+        }
     }
     if let Err(e) = process::drop_privileges(
         &identity,

@@ -301,14 +301,14 @@ impl Shim {
             &limits,
         )
         .map_err(|e| e.to_string())?;
-        cgroup.create(&Linux, &limits).map_err(|e| e.to_string())?;
+        let devices_enforced = cgroup.create(&Linux, &limits).map_err(|e| e.to_string())?;
 
         let seccomp = process::seccomp_programs(&config)?;
         let all = process::CapSets {
             bounding: u64::MAX,
             ..process::CapSets::default()
         };
-        let drop_mknod = all.for_cgroup(&cgroup, &limits).bounding != u64::MAX;
+        let drop_mknod = all.for_cgroup(&cgroup, &limits).bounding != u64::MAX || !devices_enforced;
 
         // Namespaces: new ones by flag, joined ones by descriptor.
         let mut flags =

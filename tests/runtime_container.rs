@@ -636,3 +636,26 @@ fn the_container_sees_its_own_cgroup_limits() {
         assert!(line.ends_with(":/"), "{out:?}");
     }
 }
+
+#[test]
+fn devices_listed_in_the_service_are_usable() {
+    if !can_run() {
+        return;
+    }
+    // A device outside Docker's default rules, harmless to open.
+    let host = "/dev/loop-control";
+    if !std::path::Path::new(host).exists() {
+        eprintln!("skipped: no {host} on this host");
+        return;
+    }
+    let t = TestRuntime::new();
+    let script = "(exec 3< /dev/ctl) 2>/dev/null && echo readable || echo unreadable; \
+                  (exec 4> /dev/ctl) 2>/dev/null && echo writable || echo read-only";
+    let (_, out) = t.run("device", &["sh", "-c", script], |s, _| {
+        s.extra.insert(
+            "devices".into(),
+            serde_json::json!([format!("{host}:/dev/ctl:r")]),
+        );
+    });
+    assert_eq!(out, ["readable", "read-only"]);
+}

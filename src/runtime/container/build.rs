@@ -484,7 +484,7 @@ pub fn container_config(
         );
     }
 
-    let devices: Vec<serde_json::Value> = if service.privileged {
+    let mut devices: Vec<serde_json::Value> = if service.privileged {
         Vec::new()
     } else {
         crate::runtime::cgroup::DEFAULT_DEVICE_RULES
@@ -495,6 +495,19 @@ pub fn container_config(
             })
             .collect()
     };
+
+    // `devices:` entries: the node bound in, and allowed in the cgroup.
+    let mut device_mounts = Vec::new();
+    if let Some(value) = service.extra.get("devices") {
+        for (host, target, perms) in parse_devices(value)? {
+            let (kind, major, minor) = device_numbers(&host)?;
+            devices.push(json!({"allow": true, "type": kind, "major": major,
+                                "minor": minor, "access": perms}));
+            device_mounts.push(json!({"destination": target, "type": "bind",
+                                      "source": host, "options": ["bind"]}));
+        }
+    }
+    mounts.extend(device_mounts);
 
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -572,6 +585,60 @@ pub fn container_config(
         hostname_file: format!("{hostname}\n"),
         labels: service.labels.clone(),
     })
+}
+
+/// `devices:` as (host path, container path, permissions), from the short
+/// form `HOST[:CONTAINER[:PERMISSIONS]]` or the long one
+/// `{source, target, permissions}`.
+pub fn parse_devices(
+    value: &serde_json::Value,
+) -> Result<Vec<(String, String, String)>, ContainerError> {
+    let bad = |v: &serde_json::Value| ContainerError::BadDevice(v.to_string());
+    let mut out = Vec::new();
+    for entry in value.as_array().ok_or_else(|| bad(value))? {
+        let (host, target, perms) = match entry {
+            serde_json::Value::String(s) => {
+                let mut parts = s.splitn(3, ':');
+                let host = parts.next().unwrap_or_default().to_string();
+                let target = parts.next().map(str::to_string);
+                let perms = parts.next().map(str::to_string);
+                (host, target, perms)
+            }
+            serde_json::Value::Object(o) => (
+                o.get("source")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                o.get("target").and_then(|v| v.as_str()).map(str::to_string),
+                o.get("permissions")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+            ),
+            other => return Err(bad(other)),
+        };
+        let perms = perms.unwrap_or_else(|| "rwm".into());
+        if !host.starts_with('/') || !perms.chars().all(|c| "rwm".contains(c)) {
+            return Err(bad(entry));
+        }
+        let target = target.unwrap_or_else(|| host.clone());
+        out.push((host, target, perms));
+    }
+    Ok(out)
+}
+
+/// The type (`c` or `b`), major and minor of a host device node.
+fn device_numbers(path: &str) -> Result<(&'static str, u32, u32), ContainerError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path).map_err(|_| ContainerError::BadDevice(path.into()))?;
+    let kind = if meta.file_type().is_char_device() {
+        "c"
+    } else if meta.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(ContainerError::BadDevice(path.into()));
+    };
+    let rdev = meta.rdev();
+    Ok((kind, rustix::fs::major(rdev), rustix::fs::minor(rdev)))
 }
 
 /// `logging.options.max-size` (`10m`, `1g`, bytes) and `max-file`.
@@ -847,6 +914,27 @@ mod tests {
         let mut c = ctx();
         c.id = "../x".into();
         assert!(container_config(&svc(), &image(), &c, Path::new("/r")).is_err());
+    }
+
+    #[test]
+    fn devices_parse_in_both_forms() {
+        let v = serde_json::json!(["/dev/null:/dev/mynull:r", {"source": "/dev/zero", "target": "/dev/z"}, "/dev/full"]);
+        assert_eq!(
+            parse_devices(&v).unwrap(),
+            [
+                (
+                    "/dev/null".to_string(),
+                    "/dev/mynull".to_string(),
+                    "r".to_string()
+                ),
+                ("/dev/zero".into(), "/dev/z".into(), "rwm".into()),
+                ("/dev/full".into(), "/dev/full".into(), "rwm".into()),
+            ]
+        );
+        assert!(parse_devices(&serde_json::json!(["relative"])).is_err());
+        assert!(parse_devices(&serde_json::json!(["/dev/null:/x:rx"])).is_err());
+        assert_eq!(device_numbers("/dev/null").unwrap(), ("c", 1, 3));
+        assert!(device_numbers("/etc/passwd").is_err());
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub enum ContainerError {
     )]
     BadSysctl(String),
     #[error(
+        "the device `{0}` cannot be given to the container: use HOST_PATH[:CONTAINER_PATH[:rwm]] with HOST_PATH an existing device node"
+    )]
+    BadDevice(String),
+    #[error(
         "logging option {key}=`{value}` is not valid; use sizes like 10m and a file count of at least 1"
     )]
     BadLogOption { key: &'static str, value: String },

@@ -393,7 +393,8 @@ fn mount_one(sys: &Linux, root: &OwnedFd, m: &Mount) -> Result<(), SetupError> {
         }
     }
 
-    let file = is_bind && source.is_file();
+    // Anything but a directory (a file, a device node) is bound onto a file.
+    let file = is_bind && source.exists() && !source.is_dir();
     let target_fd = ensure_in_root(root, &dest, file)?;
     let target = fd_path(&target_fd);
     if is_bind {

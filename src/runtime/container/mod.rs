@@ -114,6 +114,21 @@ impl ContainerError {
     }
 }
 
+/// Connects to a Unix socket; a path longer than the 108 bytes a socket
+/// address holds goes through the directory's descriptor instead.
+fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    if path.as_os_str().len() < 100 {
+        return UnixStream::connect(path);
+    }
+    let dir = std::fs::File::open(path.parent().unwrap_or(Path::new("/")))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let short = format!(
+        "/proc/self/fd/{}/{name}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    );
+    UnixStream::connect(short)
+}
+
 /// Waits (at most `limit`) for the process `pid` that started at `start`
 /// to exit, with a pidfd: no polling, and no confusion with a process that
 /// reused the pid (the start time is checked after the pidfd is open).
@@ -197,7 +212,8 @@ impl Runtime {
         Ok(ids)
     }
 
-    fn config(&self, id: &str) -> Result<ContainerConfig, ContainerError> {
+    /// The container's configuration (labels included, for `observe`).
+    pub fn config(&self, id: &str) -> Result<ContainerConfig, ContainerError> {
         let path = self.dir(id).join("config.json");
         let text = std::fs::read(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -327,7 +343,7 @@ impl Runtime {
             why,
             log: dir.join("shim.log"),
         };
-        let mut s = UnixStream::connect(dir.join("shim.sock")).map_err(|e| match e.kind() {
+        let mut s = connect(&dir.join("shim.sock")).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
                 ContainerError::NotRunning(id.to_string())
             }

@@ -452,7 +452,11 @@ impl Shim {
 
         let sock_path = dir.join("shim.sock");
         let _ = std::fs::remove_file(&sock_path);
-        let listener = UnixListener::bind(&sock_path)
+        // Bound by a relative name from inside the directory: a socket
+        // path is limited to 108 bytes, a state root is not.
+        std::env::set_current_dir(dir)
+            .map_err(|e| fail(format!("cannot enter {}: {e}", dir.display())))?;
+        let listener = UnixListener::bind("shim.sock")
             .map_err(|e| fail(format!("cannot listen on {}: {e}", sock_path.display())))?;
         listener
             .set_nonblocking(true)

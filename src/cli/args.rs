@@ -78,6 +78,13 @@ pub enum Command {
     },
     /// Print the man page (roff) to standard output.
     Man,
+    /// Create and start the stack's containers (`-d`: leave a watcher behind and return).
+    Up(UpArgs),
+    /// List the project's containers with their state and published ports.
+    Ps(PsArgs),
+    /// The project's watcher (started by `up -d`).
+    #[command(hide = true)]
+    Watch(UpArgs),
     /// Show what `up` would change, and why, without changing anything.
     Plan(PlanArgs),
     /// Stop and remove the project's containers and networks (`--dry-run`: only show it).
@@ -88,6 +95,12 @@ pub enum Command {
     Image {
         #[command(subcommand)]
         command: ImageCommand,
+    },
+    /// Low-level container runtime access (for tests and benchmarks).
+    #[command(hide = true)]
+    Runtime {
+        #[command(subcommand)]
+        command: Box<super::runtime::RuntimeCommand>,
     },
 }
 
@@ -136,6 +149,56 @@ pub struct PlanArgs {
     /// Remove containers of services that are no longer in the file.
     #[arg(long)]
     pub remove_orphans: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Only these services and, unless --no-deps, what they depend on.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Return once the stack is up, leaving the project's watcher running.
+    #[arg(short, long)]
+    pub detach: bool,
+
+    /// Run N containers of SERVICE (repeatable), overriding `scale` and `deploy.replicas`.
+    #[arg(long, value_name = "SERVICE=N", value_parser = parse_scale)]
+    pub scale: Vec<(String, u32)>,
+
+    /// Recreate containers even if their configuration and image are unchanged.
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+
+    /// Never recreate existing containers, even if they differ from the file.
+    #[arg(long)]
+    pub no_recreate: bool,
+
+    /// Do not bring the named services' dependencies up, nor wait for them.
+    #[arg(long)]
+    pub no_deps: bool,
+
+    /// Remove containers of services that are no longer in the file.
+    #[arg(long)]
+    pub remove_orphans: bool,
+
+    /// Speak plain HTTP to this registry (`host:port`; repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PsArgs {
+    /// Only these services.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Also containers that are not running.
+    #[arg(short, long)]
+    pub all: bool,
+
+    /// Only the container names.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,10 +1,9 @@
 //! `stack down`: the plan towards the empty stack.
 //!
 //! `down --dry-run` prints what `down` would remove, dependents first,
-//! then networks, and volumes only with `--volumes`, observed through the
-//! same state-record bridge as `stack plan` (see `plan.rs`). Carrying it
-//! out needs stack's own runtime, which lands with a later issue; until
-//! then `down` without `--dry-run` says so and changes nothing.
+//! then networks, and volumes only with `--volumes`, observed live like
+//! `stack plan`. Without `--dry-run` the same plan is carried out through
+//! the pipeline (`up.rs`), after the project's watcher is stopped.
 //!
 //! The stack file is optional: with `-p NAME` and no file, `down` works
 //! from the record alone (the containers' labels give the order), and
@@ -21,15 +20,7 @@ use crate::state::Store;
 
 /// Runs `stack down` and returns the process's exit code.
 pub fn main(global: &Global, args: &DownArgs) -> ExitCode {
-    let result = if args.dry_run {
-        run(global, args)
-    } else {
-        Err(Failure::Other(anyhow::anyhow!(
-            "`stack down` needs stack's container runtime, which is not built yet (it lands with a later issue); \
-             `stack down --dry-run` prints what it would remove"
-        )))
-    };
-    finish(result, args.detailed_exitcode)
+    finish(run(global, args), args.detailed_exitcode)
 }
 
 fn run(global: &Global, args: &DownArgs) -> Result<bool, Failure> {
@@ -46,6 +37,9 @@ fn run(global: &Global, args: &DownArgs) -> Result<bool, Failure> {
         }
         Err(diags) => return Err(diags.into()),
     };
+    if !args.dry_run {
+        return super::up::down(global, args, stack.as_ref(), &project);
+    }
     let store = Store::new(&global.root);
     let observed = observe_project(&store, &project, stack.as_ref())?;
     let down = DownOptions {

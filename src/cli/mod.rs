@@ -12,6 +12,8 @@ mod image;
 mod plan;
 mod pull;
 pub mod render;
+pub mod runtime;
+mod up;
 mod volume;
 
 use std::io::Write;
@@ -50,8 +52,20 @@ pub fn main() -> ExitCode {
         args::Command::Man => generate::man(),
         args::Command::Plan(a) => return plan::main(&cli.global, a),
         args::Command::Down(a) => return down::main(&cli.global, a),
+        args::Command::Up(a) => return up::up(&cli.global, a),
+        args::Command::Watch(a) => return up::watcher(&cli.global, a),
+        args::Command::Ps(a) => return up::ps(&cli.global, a),
         args::Command::Pull(a) => pull::run(&cli.global, a),
         args::Command::Image { command } => image::run(&cli.global, command),
+        args::Command::Runtime { command } => {
+            return match runtime::run(&cli.global.root, command) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "error: {e:#}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,15 +7,9 @@
 //! the plan for machines; `--detailed-exitcode` exits 0 when nothing would
 //! change, 2 when something would, and 1 on any error.
 //!
-//! **The state-record bridge.** Until stack's runtime and network code
-//! can report what is live (later issues), the host that `plan` observes,
-//! [`RecordedHost`], answers from the state record: every recorded
-//! container counts as running, every recorded network as present,
-//! external networks and volumes as present, and an image as in the local
-//! store when a recorded container was created from it. Named volumes are
-//! the exception: they are observed for real, in the volume store under
-//! the state root. Its acting methods refuse. When the Linux
-//! implementations land, `plan` observes through them and this bridge goes.
+//! It observes the live host ([`LinuxHost`]): the containers the runtime
+//! has, the networks, volumes and images that exist. A recorded object that
+//! is gone is planned again.
 //!
 //! Field-level diffs need the revision a container was created at, which
 //! only the project's lock can read today; `plan` takes the lock for that
@@ -23,26 +17,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::Value;
 
 use super::Failure;
 use super::args::{Global, PlanArgs, PlanFormat};
-use crate::planner::backend::{
-    BackendError, Clock, ContainerSpec, ImageInfo, Images, LiveContainer, LiveObject, NetworkSpec,
-    Networks, Runtime, Status, SystemClock, VolumeSpec, Volumes,
-};
-use crate::planner::desired::labels;
+use crate::host::{HostOptions, LinuxHost};
 use crate::planner::plan::{Action, Plan, UpOptions, plan_up};
 use crate::planner::{Observed, observe};
-use crate::spec::model::ServiceNetwork;
 use crate::spec::{self, Stack};
 use crate::state::{ProjectRecord, Store};
-use crate::volumes::VolumeStore;
 
 /// Exit code for "something would change" under `--detailed-exitcode`.
 pub const EXIT_CHANGES: u8 = 2;
@@ -86,7 +72,7 @@ fn run(global: &Global, args: &PlanArgs) -> Result<bool, Failure> {
     Ok(!plan.is_empty())
 }
 
-/// Observes a project through the state-record bridge.
+/// Observes a project on the live host.
 pub fn observe_project(
     store: &Store,
     project: &str,
@@ -99,14 +85,25 @@ pub fn observe_project(
         Some(record) => history(store, record),
         None => BTreeMap::new(),
     };
-    let host = RecordedHost::new(record.clone().unwrap_or_default(), stack, store.root());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let observed = runtime
-        .block_on(observe(&host, project, stack, record.as_ref(), history))
+    let env = crate::spec::env::Environment::default();
+    let observed = runtime.block_on(async {
+        let host = LinuxHost::open(
+            store.root(),
+            project,
+            stack.map(|s| (s, &env)),
+            HostOptions::default(),
+        )
+        .await
         .map_err(anyhow::Error::from)?;
+        let observed = observe(&host, project, stack, record.as_ref(), history).await;
+        host.close().await;
+        observed.map_err(anyhow::Error::from)
+    })?;
     Ok(observed)
 }
 
@@ -224,179 +221,4 @@ pub fn render(plan: &Plan, format: PlanFormat, observed: &Observed, command: &st
     }
     let _ = writeln!(out, "Plan: {}.", plan.summary);
     out
-}
-
-/// The host as the state record describes it: see the module doc.
-pub struct RecordedHost {
-    record: ProjectRecord,
-    volumes: VolumeStore,
-    external_networks: BTreeSet<String>,
-    external_volumes: BTreeSet<String>,
-}
-
-impl RecordedHost {
-    pub fn new(record: ProjectRecord, stack: Option<&Stack>, root: &Path) -> RecordedHost {
-        let (mut external_networks, mut external_volumes) = (BTreeSet::new(), BTreeSet::new());
-        if let Some(stack) = stack {
-            external_networks = stack
-                .networks
-                .values()
-                .filter(|n| n.external)
-                .map(|n| n.name.clone())
-                .collect();
-            external_volumes = stack
-                .volumes
-                .values()
-                .filter(|v| v.external)
-                .map(|v| v.name.clone())
-                .collect();
-        }
-        RecordedHost {
-            record,
-            volumes: VolumeStore::new(root),
-            external_networks,
-            external_volumes,
-        }
-    }
-
-    fn refuse(what: &str) -> BackendError {
-        BackendError::Unsupported {
-            what: what.to_string(),
-        }
-    }
-}
-
-fn digest_of(image: &str) -> Option<String> {
-    image.starts_with("sha256:").then(|| image.to_string())
-}
-
-impl Images for RecordedHost {
-    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError> {
-        let used = self
-            .record
-            .containers
-            .values()
-            .find(|c| c.labels.get(labels::IMAGE).map(String::as_str) == Some(reference));
-        Ok(used.map(|c| ImageInfo {
-            reference: reference.to_string(),
-            digest: digest_of(&c.image),
-        }))
-    }
-
-    async fn pull(&self, _: &str) -> Result<ImageInfo, BackendError> {
-        Err(RecordedHost::refuse("pulling an image"))
-    }
-}
-
-impl Networks for RecordedHost {
-    async fn inspect_network(&self, name: &str) -> Result<Option<LiveObject>, BackendError> {
-        if self.external_networks.contains(name) {
-            return Ok(Some(LiveObject {
-                name: name.to_string(),
-                labels: BTreeMap::new(),
-            }));
-        }
-        Ok(self
-            .record
-            .networks
-            .values()
-            .find(|n| n.name == name)
-            .map(|n| LiveObject {
-                name: n.name.clone(),
-                labels: n.labels.clone(),
-            }))
-    }
-
-    async fn create_network(&self, _: &NetworkSpec) -> Result<(), BackendError> {
-        Err(RecordedHost::refuse("creating a network"))
-    }
-
-    async fn remove_network(&self, _: &str) -> Result<(), BackendError> {
-        Err(RecordedHost::refuse("removing a network"))
-    }
-
-    async fn connect(&self, _: &str, _: &str, _: &ServiceNetwork) -> Result<(), BackendError> {
-        Err(RecordedHost::refuse("connecting a container"))
-    }
-
-    async fn disconnect(&self, _: &str, _: &str) -> Result<(), BackendError> {
-        Err(RecordedHost::refuse("disconnecting a container"))
-    }
-}
-
-impl Volumes for RecordedHost {
-    async fn inspect_volume(&self, name: &str) -> Result<Option<LiveObject>, BackendError> {
-        if self.external_volumes.contains(name) {
-            return Ok(Some(LiveObject {
-                name: name.to_string(),
-                labels: BTreeMap::new(),
-            }));
-        }
-        match self.volumes.get(name) {
-            Ok(found) => Ok(found.map(|v| LiveObject {
-                name: v.name,
-                labels: v.labels,
-            })),
-            Err(e) => Err(BackendError::failed(e.to_string())),
-        }
-    }
-
-    async fn create_volume(&self, _: &VolumeSpec) -> Result<(), BackendError> {
-        Err(RecordedHost::refuse("creating a volume"))
-    }
-
-    async fn remove_volume(&self, _: &str) -> Result<(), BackendError> {
-        Err(RecordedHost::refuse("removing a volume"))
-    }
-}
-
-impl Runtime for RecordedHost {
-    async fn list(&self, _: &str) -> Result<Vec<LiveContainer>, BackendError> {
-        Ok(self
-            .record
-            .containers
-            .values()
-            .map(|c| LiveContainer {
-                name: c.name.clone(),
-                id: c.id.clone(),
-                status: Status::Running,
-                labels: c.labels.clone(),
-                image: digest_of(&c.image),
-            })
-            .collect())
-    }
-
-    async fn status(&self, name: &str) -> Result<Option<Status>, BackendError> {
-        Ok(self
-            .record
-            .containers
-            .contains_key(name)
-            .then_some(Status::Running))
-    }
-
-    async fn create_container(&self, _: &ContainerSpec) -> Result<String, BackendError> {
-        Err(RecordedHost::refuse("creating a container"))
-    }
-
-    async fn start(&self, _: &str) -> Result<(), BackendError> {
-        Err(RecordedHost::refuse("starting a container"))
-    }
-
-    async fn stop(&self, _: &str, _: Option<Duration>) -> Result<(), BackendError> {
-        Err(RecordedHost::refuse("stopping a container"))
-    }
-
-    async fn remove_container(&self, _: &str) -> Result<(), BackendError> {
-        Err(RecordedHost::refuse("removing a container"))
-    }
-}
-
-impl Clock for RecordedHost {
-    fn now(&self) -> Duration {
-        SystemClock.now()
-    }
-
-    async fn sleep(&self, duration: Duration) {
-        SystemClock.sleep(duration).await;
-    }
 }

@@ -69,6 +69,23 @@ pub use record::{EndpointRecord, NetworkRecord, NetworksRecord, PortRecord};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+/// Deletes the project's network record once [`Networks::down`] left
+/// nothing in it, so that a project that is gone leaves no file behind
+/// (the `network/` directory too, when it is empty).
+pub fn forget(root: &std::path::Path, project: &str) -> Result<(), NetworkError> {
+    let path = record::path(root, project);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(NetworkError::io("remove", path)(e)),
+    }
+    if let Some(dir) = path.parent() {
+        // Only when empty: other projects' records stay.
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
+}
+
 /// Why a network operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {

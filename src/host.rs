@@ -1,0 +1,1130 @@
+//! The Linux host: the planner's traits over the real modules.
+//!
+//! The planner asks through narrow traits ([`crate::planner::backend`]);
+//! [`LinuxHost`] answers them with the image store, the bridge networks,
+//! the volume store and the container runtime of this machine. It is the
+//! only place that knows how those pieces fit together for one container:
+//!
+//! ```text
+//! create_container(spec)
+//!   image store  ─► the image's unpacked layers and run defaults
+//!   volumes      ─► named volumes (created, copied up once), bind sources,
+//!                   secrets and configs written as files, tmpfs
+//!   network      ─► host ports reserved (a taken port fails before anything starts)
+//!   runtime      ─► shim started, namespaces made, the process waits
+//!   network      ─► veths into /proc/<pid>/ns/net, DNS names, ports published,
+//!                   /etc/hosts and /etc/resolv.conf written in place
+//! start(name)    ─► the process runs (an exited container is made again
+//!                   from its recorded configuration first: a restart)
+//! ```
+//!
+//! What a restart needs beyond the runtime's own `config.json` (endpoints,
+//! ports, names, the health check) is kept beside it in the container's
+//! directory as `host.json`, so any stack process (the watcher, a later
+//! `up`) can restart a container without the stack file.
+//!
+//! Health: the runtime has no probe loop yet, so a container with a health
+//! check is probed when its status is asked for (`status`, which the
+//! executor's `wait` and the watcher call): one run of the test command,
+//! whose result is kept in `health.json`; `list` reports the last result.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::network::{self, AttachRequest, NetworkError, NetworkMode as NetMode};
+use crate::planner::backend::{
+    BackendError, Clock, ContainerSpec, ImageInfo, Images, LiveContainer, LiveObject, NetworkSpec,
+    Networks, Runtime, Status, SystemClock, VolumeSpec, Volumes,
+};
+use crate::planner::desired::labels;
+use crate::runtime::container::{
+    self, BindMount, BuildContext, ContainerError, ImageConfig as RunImageConfig, NetworkMode,
+};
+use crate::runtime::image::{ImageRef, ImageStore, PullOptions};
+use crate::runtime::shim::exec::ExecRequest;
+use crate::spec::env::Environment;
+use crate::spec::model::{FileObject, MountType, Port, ServiceNetwork};
+use crate::spec::{Service, Stack};
+use crate::volumes::{self, VolumeStore};
+
+/// Why the host could not do something (turned into the planner's
+/// [`BackendError`] with the words kept).
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error(transparent)]
+    Volume(#[from] volumes::VolumeError),
+    #[error(transparent)]
+    Image(#[from] crate::runtime::image::ImageError),
+    #[error("service `{service}`: {why}")]
+    Service { service: String, why: String },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a background task of stack failed: {0}")]
+    Task(String),
+}
+
+impl From<HostError> for BackendError {
+    fn from(e: HostError) -> BackendError {
+        BackendError::failed(e.to_string())
+    }
+}
+
+/// How a [`LinuxHost`] is opened.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// Serve the project's DNS (the watcher does; `up`, `down`, `plan` don't).
+    pub serve_dns: bool,
+    /// Registries to speak plain HTTP to.
+    pub insecure_registries: Vec<String>,
+    /// The `stack` binary shims run as (default: this executable).
+    pub shim_binary: Option<PathBuf>,
+}
+
+/// What the stack file gives beyond the services: secrets, configs and the
+/// environment they may come from.
+#[derive(Debug, Clone, Default)]
+struct StackContext {
+    project_dir: PathBuf,
+    secrets: BTreeMap<String, FileObject>,
+    configs: BTreeMap<String, FileObject>,
+    env: Environment,
+    external_networks: Vec<String>,
+    external_volumes: Vec<String>,
+}
+
+/// One endpoint to (re)attach.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Endpoint {
+    network: String,
+    ifname: String,
+    names: Vec<String>,
+    ipv4_address: Option<std::net::Ipv4Addr>,
+    mac_address: Option<String>,
+    dns: Vec<IpAddr>,
+}
+
+/// A published port, as the stack file gave it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PortSpec {
+    host_ip: Option<String>,
+    published: Option<String>,
+    target: u16,
+    protocol: String,
+}
+
+impl PortSpec {
+    fn port(&self) -> Port {
+        Port {
+            name: None,
+            mode: "ingress".into(),
+            host_ip: self.host_ip.clone(),
+            target: self.target,
+            published: self.published.clone(),
+            protocol: self.protocol.clone(),
+            app_protocol: None,
+        }
+    }
+}
+
+/// A container's health check, ready to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Probe {
+    args: Vec<String>,
+    timeout_ms: u64,
+    /// Failures count at most once per interval, as docker's probes
+    /// run once per interval.
+    #[serde(default)]
+    interval_ms: u64,
+    retries: u64,
+}
+
+/// `host.json`: what restarting a container needs beyond `config.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct HostRecord {
+    service: String,
+    image_digest: Option<String>,
+    /// Attached in this order (`eth0`, `eth1`, ...).
+    endpoints: Vec<Endpoint>,
+    ports: Vec<PortSpec>,
+    hostname: String,
+    domainname: Option<String>,
+    extra_hosts: BTreeMap<String, Vec<String>>,
+    dns: Vec<IpAddr>,
+    dns_search: Vec<String>,
+    dns_opt: Vec<String>,
+    probe: Option<Probe>,
+    /// Secrets and configs written for it (removed with it).
+    files_dir: Option<PathBuf>,
+    /// Anonymous volumes (removed with it).
+    anonymous: Vec<String>,
+}
+
+/// `health.json`: the last probe.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Health {
+    failures: u64,
+    healthy: bool,
+    /// When a failure last counted (ms since the epoch).
+    #[serde(default)]
+    counted_at: u64,
+}
+
+/// The planner's host on this machine, for one project.
+pub struct LinuxHost {
+    root: PathBuf,
+    project: String,
+    runtime: container::Runtime,
+    networks: network::Networks,
+    volumes: VolumeStore,
+    stack: StackContext,
+    options: HostOptions,
+}
+
+impl std::fmt::Debug for LinuxHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinuxHost")
+            .field("root", &self.root)
+            .field("project", &self.project)
+            .finish()
+    }
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> HostError + 'a {
+    move |source| HostError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Runs blocking work (the runtime's calls, file copies) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, HostError> + Send + 'static,
+) -> Result<T, HostError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| HostError::Task(e.to_string()))?
+}
+
+impl LinuxHost {
+    /// Opens the project's host side under `root`. `stack` (with the
+    /// environment it was loaded with) supplies secrets and configs; without
+    /// it (`down -p NAME`) containers can still be observed, stopped,
+    /// removed and restarted. Needs a tokio runtime.
+    pub async fn open(
+        root: &Path,
+        project: &str,
+        stack: Option<(&Stack, &Environment)>,
+        options: HostOptions,
+    ) -> Result<LinuxHost, HostError> {
+        let net_options = network::Options {
+            serve_dns: options.serve_dns,
+            lock_dir: root.join("run"),
+            ..network::Options::default()
+        };
+        let networks = network::Networks::open(project, root, net_options).await?;
+        let mut runtime = container::Runtime::new(root)?;
+        if let Some(shim) = &options.shim_binary {
+            runtime = runtime.with_shim_binary(shim);
+        }
+        let stack = match stack {
+            Some((s, env)) => StackContext {
+                project_dir: s.project_dir.clone(),
+                secrets: s.secrets.clone(),
+                configs: s.configs.clone(),
+                env: env.clone(),
+                external_networks: s
+                    .networks
+                    .values()
+                    .filter(|n| n.external)
+                    .map(|n| n.name.clone())
+                    .collect(),
+                external_volumes: s
+                    .volumes
+                    .values()
+                    .filter(|v| v.external)
+                    .map(|v| v.name.clone())
+                    .collect(),
+            },
+            None => StackContext::default(),
+        };
+        Ok(LinuxHost {
+            root: root.to_path_buf(),
+            project: project.to_string(),
+            runtime,
+            networks,
+            volumes: VolumeStore::new(root),
+            stack,
+            options,
+        })
+    }
+
+    /// The project's networks (for `ps`: published ports).
+    pub fn networks(&self) -> &network::Networks {
+        &self.networks
+    }
+
+    /// The container runtime.
+    pub fn runtime(&self) -> &container::Runtime {
+        &self.runtime
+    }
+
+    /// Stops serving DNS and ports; everything else stays.
+    pub async fn close(self) {
+        self.networks.close().await;
+    }
+
+    /// Serves the published ports of every running container again (a
+    /// watcher that starts holds the userland proxies for 127.0.0.1).
+    pub async fn republish(&self) -> Result<(), HostError> {
+        for c in Runtime::list(self, &self.project)
+            .await
+            .map_err(|e| HostError::Task(e.to_string()))?
+        {
+            if !c.status.is_running() {
+                continue;
+            }
+            let Ok(rec) = self.host_record(&c.name) else {
+                continue;
+            };
+            if !rec.ports.is_empty() && !rec.endpoints.is_empty() {
+                let ports: Vec<Port> = rec.ports.iter().map(PortSpec::port).collect();
+                self.networks.publish(&c.name, &ports).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites each running container's /etc/hosts in place when its peers
+    /// changed, so names resolve through the file even while no watcher
+    /// serves DNS.
+    pub async fn refresh_hosts(&self) {
+        let Ok(ids) = self.runtime.list() else {
+            return;
+        };
+        for id in ids {
+            let Ok(rec) = self.host_record(&id) else {
+                continue;
+            };
+            if rec.endpoints.is_empty() {
+                continue;
+            }
+            let text = self
+                .networks
+                .hosts_file(
+                    &id,
+                    &rec.hostname,
+                    rec.domainname.as_deref(),
+                    &rec.extra_hosts,
+                )
+                .await;
+            let path = self.runtime.dir(&id).join("hosts");
+            if std::fs::read_to_string(&path).is_ok_and(|old| old != text) {
+                // In place (same inode): the file is bind-mounted into the container.
+                let _ = std::fs::write(&path, text);
+            }
+        }
+    }
+
+    fn host_record(&self, id: &str) -> Result<HostRecord, HostError> {
+        read_host_record(&self.runtime, id)
+    }
+
+    fn save_host_record(&self, id: &str, rec: &HostRecord) -> Result<(), HostError> {
+        let path = self.runtime.dir(id).join("host.json");
+        // Plain data with string keys: serializing cannot fail.
+        let bytes = serde_json::to_vec_pretty(rec).unwrap_or_default();
+        container::state::replace_file(&path, &bytes)?;
+        Ok(())
+    }
+
+    fn files_dir(&self, id: &str) -> PathBuf {
+        self.root.join("run").join("files").join(id)
+    }
+
+    /// The named volumes, binds, tmpfs and secret/config files of `service`.
+    fn mounts(
+        &self,
+        spec: &ContainerSpec,
+        service: &mut Service,
+        layers: &[PathBuf],
+        rec: &mut HostRecord,
+    ) -> Result<Vec<BindMount>, HostError> {
+        let mut binds = Vec::new();
+        let fail = |why: String| HostError::Service {
+            service: spec.service.clone(),
+            why,
+        };
+        for (i, m) in service.volumes.clone().into_iter().enumerate() {
+            match m.kind {
+                MountType::Bind => {
+                    let source = m
+                        .source
+                        .clone()
+                        .ok_or_else(|| fail(format!("bind mount on {} has no source", m.target)))?;
+                    let create = m
+                        .bind
+                        .as_ref()
+                        .and_then(|b| b.create_host_path)
+                        .unwrap_or(true);
+                    volumes::prepare_bind_source(Path::new(&source), create)?;
+                    binds.push(BindMount {
+                        source: PathBuf::from(source),
+                        target: m.target.clone(),
+                        read_only: m.read_only,
+                    });
+                }
+                MountType::Volume => {
+                    let (name, anonymous) = match &m.source {
+                        Some(key) => match spec.volumes.get(key) {
+                            Some(name) => (name.clone(), false),
+                            None => (key.clone(), false),
+                        },
+                        None => (format!("{}-anon-{i}", spec.name), true),
+                    };
+                    let mut info = match self.volumes.get(&name)? {
+                        Some(info) => info,
+                        None if anonymous => {
+                            rec.anonymous.push(name.clone());
+                            self.volumes.create(&volumes::VolumeSpec {
+                                name: name.clone(),
+                                anonymous: true,
+                                ..volumes::VolumeSpec::default()
+                            })?
+                        }
+                        None => {
+                            return Err(fail(format!(
+                                "volume `{name}` does not exist; declare it under the top-level `volumes:` key"
+                            )));
+                        }
+                    };
+                    let data = self.volumes.activate(&info)?;
+                    let nocopy = m.volume.as_ref().is_some_and(|v| v.nocopy);
+                    if !nocopy && !info.populated {
+                        // Copy-up: the image's content at the mount path, from
+                        // the topmost layer that has it.
+                        let rel = m.target.trim_start_matches('/');
+                        let from = layers
+                            .iter()
+                            .rev()
+                            .map(|l| l.join(rel))
+                            .find(|p| p.is_dir())
+                            .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+                        self.volumes.populate(&mut info, &from)?;
+                    }
+                    let source = match m.volume.as_ref().and_then(|v| v.subpath.as_deref()) {
+                        Some(sub) => data.join(sub),
+                        None => data,
+                    };
+                    binds.push(BindMount {
+                        source,
+                        target: m.target.clone(),
+                        read_only: m.read_only,
+                    });
+                }
+                MountType::Tmpfs => {
+                    let mut opts = Vec::new();
+                    if let Some(t) = &m.tmpfs {
+                        if let Some(size) = t.size {
+                            opts.push(format!("size={}", size.0));
+                        }
+                        if let Some(mode) = t.mode {
+                            opts.push(format!("mode={:o}", mode.0));
+                        }
+                    }
+                    service.tmpfs.insert(m.target.clone(), opts.join(","));
+                }
+                MountType::Image => {
+                    return Err(fail(format!(
+                        "image mounts (on {}) are not supported yet; use a volume",
+                        m.target
+                    )));
+                }
+            }
+        }
+        // Secrets and configs: files under <root>/run/files/<container>/,
+        // bind-mounted read-only.
+        let refs = service
+            .secrets
+            .iter()
+            .map(|r| (r, true))
+            .chain(service.configs.iter().map(|r| (r, false)));
+        for (r, secret) in refs {
+            let objects = if secret {
+                &self.stack.secrets
+            } else {
+                &self.stack.configs
+            };
+            let object = objects.get(&r.source).ok_or_else(|| {
+                fail(format!(
+                    "{} `{}` is not defined at the top level (or stack was run without the stack file)",
+                    if secret { "secret" } else { "config" },
+                    r.source
+                ))
+            })?;
+            let dir = self.files_dir(&spec.name);
+            let sub = dir.join(if secret { "secrets" } else { "configs" });
+            std::fs::create_dir_all(&sub).map_err(io("create", &sub))?;
+            rec.files_dir = Some(dir);
+            let file = sub.join(&r.source);
+            let id = |s: &Option<String>| s.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mode = r.mode.map(|m| m.0).unwrap_or(0o444);
+            let object = resolve_file(object, &self.stack.project_dir);
+            volumes::write_file_object(&object, &self.stack.env, &file, id(&r.uid), id(&r.gid), mode)?;
+            let target = match (&r.target, secret) {
+                (Some(t), _) if t.starts_with('/') => t.clone(),
+                (Some(t), true) => format!("/run/secrets/{t}"),
+                (Some(t), false) => format!("/{t}"),
+                (None, true) => format!("/run/secrets/{}", r.source),
+                (None, false) => format!("/{}", r.source),
+            };
+            binds.push(BindMount {
+                source: file,
+                target,
+                read_only: true,
+            });
+        }
+        Ok(binds)
+    }
+
+    /// Attaches `id` (whose process is `pid`) to its networks, publishes its
+    /// ports and writes its /etc/hosts and resolv.conf.
+    async fn wire(&self, id: &str, pid: i32, rec: &HostRecord) -> Result<(), HostError> {
+        let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        for e in &rec.endpoints {
+            let req = AttachRequest {
+                container: id.to_string(),
+                network: e.network.clone(),
+                netns: netns.clone(),
+                ifname: e.ifname.clone(),
+                ipv4_address: e.ipv4_address,
+                mac_address: e.mac_address.clone(),
+                names: e.names.clone(),
+                dns: e.dns.clone(),
+            };
+            self.networks.attach(&req).await?;
+        }
+        if rec.endpoints.is_empty() {
+            return Ok(());
+        }
+        if !rec.ports.is_empty() {
+            let ports: Vec<Port> = rec.ports.iter().map(PortSpec::port).collect();
+            self.networks.publish(id, &ports).await?;
+        }
+        let dir = self.runtime.dir(id);
+        let hosts = self
+            .networks
+            .hosts_file(id, &rec.hostname, rec.domainname.as_deref(), &rec.extra_hosts)
+            .await;
+        let settings = network::hosts::DnsSettings {
+            dns: rec.dns.clone(),
+            dns_search: rec.dns_search.clone(),
+            dns_opt: rec.dns_opt.clone(),
+        };
+        let resolv = self.networks.resolv_conf(id, &settings).await;
+        for (name, text) in [("hosts", hosts), ("resolv.conf", resolv)] {
+            let path = dir.join(name);
+            // In place: the file is already bind-mounted into the container.
+            std::fs::write(&path, text).map_err(io("write", &path))?;
+        }
+        Ok(())
+    }
+
+    /// Takes `id` off its networks (names, ports, veths).
+    async fn unwire(&self, id: &str) -> Result<(), HostError> {
+        self.networks.unpublish(id).await?;
+        for e in self.networks.endpoints(id).await {
+            self.networks.detach(id, &e.network).await?;
+        }
+        Ok(())
+    }
+
+    async fn create_inner(&self, spec: &ContainerSpec) -> Result<String, HostError> {
+        let id = spec.name.clone();
+        let mut service = (*spec.definition).clone();
+        let reference = spec.image_digest.clone().unwrap_or(spec.image.clone());
+        let root = self.root.clone();
+        let image = blocking(move || Ok(ImageStore::open(&root)?.get(&reference)?)).await?;
+        let mut rec = HostRecord {
+            service: spec.service.clone(),
+            image_digest: Some(image.id.clone()),
+            hostname: service
+                .hostname
+                .clone()
+                .unwrap_or_else(|| id.chars().take(12).collect()),
+            domainname: service.domainname.clone(),
+            extra_hosts: service.extra_hosts.clone(),
+            ..HostRecord::default()
+        };
+        let dns = network::dns_settings(&service)?;
+        rec.dns = dns.dns;
+        rec.dns_search = dns.dns_search;
+        rec.dns_opt = dns.dns_opt;
+        rec.probe = probe(&service, &image.config);
+        let binds = self.mounts(spec, &mut service, &image.layers, &mut rec)?;
+
+        let mode = NetMode::parse(service.network_mode.as_deref())?;
+        let network = match &mode {
+            NetMode::Bridge => NetworkMode::New,
+            NetMode::Host => NetworkMode::Host,
+            NetMode::None => NetworkMode::None,
+            NetMode::Service(s) => {
+                let other = crate::planner::desired::container_name(&self.project, s, 1);
+                NetworkMode::Join(self.netns_of(&other)?)
+            }
+            NetMode::Container(c) => NetworkMode::Join(self.netns_of(c)?),
+        };
+        if mode == NetMode::Bridge {
+            // Networks by host name → key; `eth0`, `eth1`, ... by priority.
+            let known = self.networks.networks().await;
+            let by_key: BTreeMap<String, ServiceNetwork> = spec
+                .networks
+                .iter()
+                .filter_map(|(name, att)| {
+                    let info = known.iter().find(|n| &n.name == name)?;
+                    Some((info.key.clone(), att.clone()))
+                })
+                .collect();
+            for (key, ifname) in network::interface_order(&by_key) {
+                let req = AttachRequest::for_service(&service, &key, &id, PathBuf::new(), &ifname)?;
+                rec.endpoints.push(Endpoint {
+                    network: key,
+                    ifname,
+                    names: req.names,
+                    ipv4_address: req.ipv4_address,
+                    mac_address: req.mac_address,
+                    dns: req.dns,
+                });
+            }
+            rec.ports = service
+                .ports
+                .iter()
+                .map(|p| PortSpec {
+                    host_ip: p.host_ip.clone(),
+                    published: p.published.clone(),
+                    target: p.target,
+                    protocol: p.protocol.clone(),
+                })
+                .collect();
+            if !rec.ports.is_empty() {
+                // A taken host port fails here, before anything starts.
+                self.networks.reserve_ports(&id, &service.ports).await?;
+            }
+        }
+
+        let image_config = RunImageConfig {
+            entrypoint: image.config.entrypoint.clone(),
+            cmd: image.config.cmd.clone(),
+            env: image.config.env.clone().unwrap_or_default(),
+            user: image.config.user.clone(),
+            working_dir: image.config.working_dir.clone(),
+            stop_signal: image.config.stop_signal.clone(),
+        };
+        let ctx = BuildContext {
+            id: id.clone(),
+            project: self.project.clone(),
+            layers: image.layers.clone(),
+            network,
+            hosts: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
+            resolv_conf: String::new(),
+            binds,
+            project_dir: self.stack.project_dir.clone(),
+        };
+        let mut config = container::build::container_config(&service, &image_config, &ctx, &self.root)?;
+        // stack's labels, for observe; the service's own beside them.
+        config.labels.extend(spec.labels.clone());
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
+        let runtime = self.runtime.clone();
+        let created = {
+            let id = id.clone();
+            blocking(move || Ok(runtime.create(&id, &config)?)).await?
+        };
+        let result = async {
+            self.save_host_record(&id, &rec)?;
+            self.wire(&id, created.pid, &rec).await
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = self.remove_inner(&id).await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    fn netns_of(&self, id: &str) -> Result<PathBuf, HostError> {
+        let s = self.runtime.state(id)?;
+        match s.pid {
+            Some(pid) if s.status == container::Status::Running => {
+                Ok(PathBuf::from(format!("/proc/{pid}/ns/net")))
+            }
+            _ => Err(ContainerError::NotRunning(id.to_string()).into()),
+        }
+    }
+
+    /// Starts a created container, or makes an exited one again from its
+    /// recorded configuration and starts that (a restart).
+    async fn start_inner(&self, id: &str) -> Result<(), HostError> {
+        let state = self.runtime.state(id)?;
+        match state.status {
+            container::Status::Running | container::Status::Paused => return Ok(()),
+            container::Status::Created => {
+                let runtime = self.runtime.clone();
+                let id = id.to_string();
+                return blocking(move || Ok(runtime.start(&id)?)).await;
+            }
+            _ => {}
+        }
+        let config = self.runtime.config(id)?;
+        let rec = self.host_record(id)?;
+        let runtime = self.runtime.clone();
+        self.unwire(id).await?;
+        let created = {
+            let id = id.to_string();
+            blocking(move || {
+                runtime.remove(&id, true)?;
+                Ok(runtime.create(&id, &config)?)
+            })
+            .await?
+        };
+        self.save_host_record(id, &rec)?;
+        let _ = std::fs::remove_file(self.runtime.dir(id).join("health.json"));
+        self.wire(id, created.pid, &rec).await?;
+        let runtime = self.runtime.clone();
+        let id = id.to_string();
+        blocking(move || Ok(runtime.start(&id)?)).await
+    }
+
+    async fn remove_inner(&self, id: &str) -> Result<(), HostError> {
+        let rec = self.host_record(id).ok();
+        self.unwire(id).await?;
+        let runtime = self.runtime.clone();
+        let owned = id.to_string();
+        blocking(move || match runtime.remove(&owned, true) {
+            Ok(()) | Err(ContainerError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        })
+        .await?;
+        let files = self.files_dir(id);
+        if files.exists() {
+            std::fs::remove_dir_all(&files).map_err(io("remove", &files))?;
+        }
+        for name in rec.map(|r| r.anonymous).unwrap_or_default() {
+            self.volumes.remove(&name, &[])?;
+        }
+        Ok(())
+    }
+
+}
+
+/// The status, health included: runs the probe once when the container
+/// has one and is running.
+fn status_of(runtime: &container::Runtime, id: &str, probe_now: bool) -> Result<Option<Status>, HostError> {
+    let state = match runtime.state(id) {
+        Ok(s) => s,
+        Err(ContainerError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(match state.status {
+        container::Status::Creating | container::Status::Created => Status::Created,
+        container::Status::Running | container::Status::Paused => {
+            let Some(probe) = read_host_record(runtime, id).ok().and_then(|r| r.probe) else {
+                return Ok(Some(Status::Running));
+            };
+            let health_path = runtime.dir(id).join("health.json");
+            let mut health: Health = std::fs::read(&health_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            if probe_now {
+                let ok = run_probe(runtime, id, &probe);
+                let now = container::state::now_ms();
+                if ok {
+                    health = Health {
+                        failures: 0,
+                        healthy: true,
+                        counted_at: 0,
+                    };
+                } else if now.saturating_sub(health.counted_at) >= probe.interval_ms {
+                    health.failures += 1;
+                    health.counted_at = now;
+                }
+                let bytes = serde_json::to_vec(&health).unwrap_or_default();
+                let _ = container::state::replace_file(&health_path, &bytes);
+            }
+            if health.failures >= probe.retries && health.failures > 0 {
+                Status::Unhealthy
+            } else if health.healthy {
+                Status::Healthy
+            } else {
+                Status::Starting
+            }
+        }
+        container::Status::Exited => Status::Exited {
+            code: state.exit.map(|e| i64::from(e.code)).unwrap_or(-1),
+        },
+        container::Status::Dead => Status::Exited { code: -1 },
+    }))
+}
+
+/// One run of the health check, killed after its timeout.
+fn run_probe(runtime: &container::Runtime, id: &str, probe: &Probe) -> bool {
+    let req = ExecRequest {
+        args: probe.args.clone(),
+        env: Vec::new(),
+        user: None,
+        workdir: None,
+        tty: false,
+    };
+    let Ok(mut cmd) = runtime.exec_command(id, &req) else {
+        return false;
+    };
+    let Ok(mut child) = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_millis(probe.timeout_ms);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
+
+fn read_host_record(runtime: &container::Runtime, id: &str) -> Result<HostRecord, HostError> {
+    let path = runtime.dir(id).join("host.json");
+    let text = std::fs::read(&path).map_err(io("read", &path))?;
+    serde_json::from_slice(&text).map_err(|e| HostError::Task(e.to_string()))
+}
+
+/// A file object whose relative `file:` resolves against the project.
+fn resolve_file(object: &FileObject, project_dir: &Path) -> FileObject {
+    let mut o = object.clone();
+    if let Some(f) = &o.file
+        && Path::new(f).is_relative()
+    {
+        o.file = Some(project_dir.join(f));
+    }
+    o
+}
+
+/// The service's health check (else the image's), ready to run.
+fn probe(service: &Service, image: &crate::runtime::image::ImageConfig) -> Option<Probe> {
+    let nanos = |n: u64| (n > 0).then(|| Duration::from_nanos(n));
+    let (test, timeout, interval, retries) = match &service.healthcheck {
+        Some(h) if h.disable => return None,
+        Some(h) if !h.test.is_empty() => (
+            h.test.clone(),
+            h.timeout.map(|d| d.0),
+            h.interval.map(|d| d.0),
+            h.retries,
+        ),
+        _ => {
+            let h = image.healthcheck.as_ref()?;
+            (
+                h.test.clone(),
+                nanos(h.timeout),
+                nanos(h.interval),
+                (h.retries > 0).then_some(h.retries),
+            )
+        }
+    };
+    let args = match test.first().map(String::as_str) {
+        Some("CMD") => test[1..].to_vec(),
+        Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), test[1..].join(" ")],
+        Some("NONE") | None => return None,
+        Some(_) => vec!["/bin/sh".into(), "-c".into(), test.join(" ")],
+    };
+    Some(Probe {
+        args,
+        timeout_ms: timeout.unwrap_or(Duration::from_secs(30)).as_millis() as u64,
+        interval_ms: interval.unwrap_or(Duration::from_secs(30)).as_millis() as u64,
+        retries: retries.unwrap_or(3),
+    })
+}
+
+impl Images for LinuxHost {
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError> {
+        // Observing must not create the store (`plan` on a fresh root).
+        if !self.root.join("images").exists() {
+            return Ok(None);
+        }
+        let root = self.root.clone();
+        let reference = reference.to_string();
+        let found = blocking(move || Ok(ImageStore::open(&root)?.resolve(&reference)?)).await?;
+        Ok(found.map(|i| ImageInfo {
+            reference: i.tags.first().cloned().unwrap_or_default(),
+            digest: Some(i.id),
+        }))
+    }
+
+    async fn pull(&self, reference: &str) -> Result<ImageInfo, BackendError> {
+        let store = ImageStore::open(&self.root).map_err(HostError::from)?;
+        let parsed = ImageRef::parse(reference).map_err(HostError::from)?;
+        let options = PullOptions {
+            insecure_registries: self.options.insecure_registries.clone(),
+            ..PullOptions::default()
+        };
+        // The pull's future is not `Send` for every lifetime the executor
+        // needs: it runs on a thread of its own with a runtime of its own.
+        let image = blocking(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| HostError::Task(e.to_string()))?;
+            Ok(rt.block_on(store.pull(&parsed, &options, &|_| {}))?)
+        })
+        .await?;
+        Ok(ImageInfo {
+            reference: reference.to_string(),
+            digest: Some(image.id),
+        })
+    }
+}
+
+impl Networks for LinuxHost {
+    async fn inspect_network(&self, name: &str) -> Result<Option<LiveObject>, BackendError> {
+        if self.stack.external_networks.iter().any(|n| n == name) {
+            return Ok(Some(LiveObject {
+                name: name.to_string(),
+                labels: BTreeMap::new(),
+            }));
+        }
+        Ok(self
+            .networks
+            .networks()
+            .await
+            .into_iter()
+            .find(|n| n.name == name)
+            .map(|n| LiveObject {
+                name: n.name,
+                labels: BTreeMap::new(),
+            }))
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<(), BackendError> {
+        let mut definition = spec.definition.clone();
+        definition.labels.extend(spec.labels.clone());
+        self.networks
+            .create_network(&spec.key, &definition)
+            .await
+            .map_err(HostError::from)?;
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), BackendError> {
+        let key = self
+            .networks
+            .networks()
+            .await
+            .into_iter()
+            .find(|n| n.name == name)
+            .map(|n| n.key);
+        if let Some(key) = key {
+            self.networks
+                .remove_network(&key)
+                .await
+                .map_err(HostError::from)?;
+        }
+        Ok(())
+    }
+
+    async fn connect(
+        &self,
+        network: &str,
+        container: &str,
+        attachment: &ServiceNetwork,
+    ) -> Result<(), BackendError> {
+        let mut rec = self.host_record(container)?;
+        let key = self
+            .networks
+            .networks()
+            .await
+            .into_iter()
+            .find(|n| n.name == network)
+            .map(|n| n.key)
+            .ok_or_else(|| BackendError::NotFound {
+                kind: "network",
+                name: network.to_string(),
+            })?;
+        if !rec.endpoints.iter().any(|e| e.network == key) {
+            let mut names = vec![rec.service.clone(), container.to_string()];
+            names.extend(attachment.aliases.iter().cloned());
+            rec.endpoints.push(Endpoint {
+                network: key,
+                ifname: format!("eth{}", rec.endpoints.len()),
+                names,
+                ipv4_address: attachment
+                    .ipv4_address
+                    .as_deref()
+                    .and_then(|a| a.parse().ok()),
+                mac_address: attachment.mac_address.clone(),
+                dns: rec.dns.clone(),
+            });
+            self.save_host_record(container, &rec)?;
+        }
+        // A running container is attached now; a stopped one on its start.
+        if let Ok(s) = self.runtime.state(container)
+            && let Some(pid) = s.pid.filter(|_| s.status == container::Status::Running)
+        {
+            self.wire(container, pid, &rec).await?;
+        }
+        Ok(())
+    }
+
+    async fn disconnect(&self, network: &str, container: &str) -> Result<(), BackendError> {
+        let Some(key) = self
+            .networks
+            .networks()
+            .await
+            .into_iter()
+            .find(|n| n.name == network)
+            .map(|n| n.key)
+        else {
+            return Ok(());
+        };
+        self.networks
+            .detach(container, &key)
+            .await
+            .map_err(HostError::from)?;
+        if let Ok(mut rec) = self.host_record(container) {
+            rec.endpoints.retain(|e| e.network != key);
+            self.save_host_record(container, &rec)?;
+        }
+        Ok(())
+    }
+}
+
+impl Volumes for LinuxHost {
+    async fn inspect_volume(&self, name: &str) -> Result<Option<LiveObject>, BackendError> {
+        if self.stack.external_volumes.iter().any(|n| n == name) {
+            return Ok(Some(LiveObject {
+                name: name.to_string(),
+                labels: BTreeMap::new(),
+            }));
+        }
+        Ok(self
+            .volumes
+            .get(name)
+            .map_err(HostError::from)?
+            .map(|v| LiveObject {
+                name: v.name,
+                labels: v.labels,
+            }))
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<(), BackendError> {
+        let mut labels = spec.definition.labels.clone();
+        labels.extend(spec.labels.clone());
+        self.volumes
+            .create(&volumes::VolumeSpec {
+                name: spec.name.clone(),
+                driver: spec.definition.driver.clone(),
+                driver_opts: spec.definition.driver_opts.clone(),
+                labels,
+                anonymous: false,
+            })
+            .map_err(HostError::from)?;
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), BackendError> {
+        match self.volumes.remove(name, &[]) {
+            Ok(()) | Err(volumes::VolumeError::NotFound(_)) => Ok(()),
+            Err(e) => Err(HostError::from(e).into()),
+        }
+    }
+}
+
+impl Runtime for LinuxHost {
+    async fn list(&self, project: &str) -> Result<Vec<LiveContainer>, BackendError> {
+        let ids = self.runtime.list().map_err(HostError::from)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let Ok(config) = self.runtime.config(&id) else {
+                continue;
+            };
+            if config.labels.get(labels::PROJECT).map(String::as_str) != Some(project) {
+                continue;
+            }
+            let Some(status) = status_of(&self.runtime, &id, false)? else {
+                continue;
+            };
+            let image = self.host_record(&id).ok().and_then(|r| r.image_digest);
+            out.push(LiveContainer {
+                name: id.clone(),
+                id,
+                status,
+                labels: config.labels,
+                image,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn status(&self, name: &str) -> Result<Option<Status>, BackendError> {
+        // The probe blocks for a moment: off the async workers.
+        let runtime = self.runtime.clone();
+        let name = name.to_string();
+        Ok(blocking(move || status_of(&runtime, &name, true)).await?)
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, BackendError> {
+        Ok(self.create_inner(spec).await?)
+    }
+
+    async fn start(&self, name: &str) -> Result<(), BackendError> {
+        Ok(self.start_inner(name).await?)
+    }
+
+    async fn stop(&self, name: &str, timeout: Option<Duration>) -> Result<(), BackendError> {
+        let runtime = self.runtime.clone();
+        let id = name.to_string();
+        blocking(move || match runtime.stop(&id, timeout) {
+            Ok(_) | Err(ContainerError::NotRunning(_)) | Err(ContainerError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), BackendError> {
+        Ok(self.remove_inner(name).await?)
+    }
+}
+
+impl Clock for LinuxHost {
+    fn now(&self) -> Duration {
+        SystemClock.now()
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        SystemClock.sleep(duration).await;
+    }
+}

@@ -483,7 +483,14 @@ impl LinuxHost {
             let id = |s: &Option<String>| s.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
             let mode = r.mode.map(|m| m.0).unwrap_or(0o444);
             let object = resolve_file(object, &self.stack.project_dir);
-            volumes::write_file_object(&object, &self.stack.env, &file, id(&r.uid), id(&r.gid), mode)?;
+            volumes::write_file_object(
+                &object,
+                &self.stack.env,
+                &file,
+                id(&r.uid),
+                id(&r.gid),
+                mode,
+            )?;
             let target = match (&r.target, secret) {
                 (Some(t), _) if t.starts_with('/') => t.clone(),
                 (Some(t), true) => format!("/run/secrets/{t}"),
@@ -527,7 +534,12 @@ impl LinuxHost {
         let dir = self.runtime.dir(id);
         let hosts = self
             .networks
-            .hosts_file(id, &rec.hostname, rec.domainname.as_deref(), &rec.extra_hosts)
+            .hosts_file(
+                id,
+                &rec.hostname,
+                rec.domainname.as_deref(),
+                &rec.extra_hosts,
+            )
             .await;
         let settings = network::hosts::DnsSettings {
             dns: rec.dns.clone(),
@@ -643,7 +655,8 @@ impl LinuxHost {
             binds,
             project_dir: self.stack.project_dir.clone(),
         };
-        let mut config = container::build::container_config(&service, &image_config, &ctx, &self.root)?;
+        let mut config =
+            container::build::container_config(&service, &image_config, &ctx, &self.root)?;
         // stack's labels, for observe; the service's own beside them.
         config.labels.extend(spec.labels.clone());
         for w in &config.warnings {
@@ -728,12 +741,15 @@ impl LinuxHost {
         }
         Ok(())
     }
-
 }
 
 /// The status, health included: runs the probe once when the container
 /// has one and is running.
-fn status_of(runtime: &container::Runtime, id: &str, probe_now: bool) -> Result<Option<Status>, HostError> {
+fn status_of(
+    runtime: &container::Runtime,
+    id: &str,
+    probe_now: bool,
+) -> Result<Option<Status>, HostError> {
     let state = match runtime.state(id) {
         Ok(s) => s,
         Err(ContainerError::NotFound(_)) => return Ok(None),

@@ -118,9 +118,14 @@ fn up_inner(global: &Global, args: &UpArgs) -> Result<(), Failure> {
         ..HostOptions::default()
     };
     let result: Result<(), Failure> = rt.block_on(async {
-        let host = LinuxHost::open(&global.root, &stack.name, Some((stack, &project.env)), host_opts)
-            .await
-            .map_err(anyhow::Error::from)?;
+        let host = LinuxHost::open(
+            &global.root,
+            &stack.name,
+            Some((stack, &project.env)),
+            host_opts,
+        )
+        .await
+        .map_err(anyhow::Error::from)?;
         let lock = store.lock(&stack.name).map_err(anyhow::Error::from)?;
         let outcome = apply::up(
             &host,
@@ -247,7 +252,8 @@ pub fn watcher(global: &Global, args: &UpArgs) -> ExitCode {
         let opts = super::load_options(global, &args.services)?;
         let project = spec::load(&opts)?;
         let dir = watch_dir(&global.root);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(format!("{}.lock", project.stack.name));
         let mut file = OpenOptions::new()
             .create(true)
@@ -403,12 +409,8 @@ pub fn down(
                 if left.containers.is_empty() && left.networks.is_empty() {
                     // Nothing of the project is left: its rules, links and
                     // network record go too (also what a crash left behind).
-                    host.networks()
-                        .down()
-                        .await
-                        .map_err(anyhow::Error::from)?;
-                    crate::network::forget(&global.root, project)
-                        .map_err(anyhow::Error::from)?;
+                    host.networks().down().await.map_err(anyhow::Error::from)?;
+                    crate::network::forget(&global.root, project).map_err(anyhow::Error::from)?;
                 }
                 eprintln!("{project}: {}.", plan.summary);
                 Ok(!plan.is_empty())

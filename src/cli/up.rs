@@ -221,12 +221,14 @@ async fn watch_loop(
         remove_orphans: false,
         ..up_options(args)
     };
-    watch::run(
-        &host,
-        &store,
+    let w = watch::Watch {
+        host: &host,
+        store: &store,
         stack,
-        &opts,
-        RESYNC,
+        opts: &opts,
+        resync: RESYNC,
+    };
+    w.run(
         &STOP,
         |r| match r {
             Ok(Round::Done(ops)) if !ops.is_empty() => {

@@ -52,27 +52,36 @@ pub async fn round<H: Host>(
     Ok(Round::Done(plan.ops.iter().map(|op| op.text()).collect()))
 }
 
-/// Runs rounds every `resync` until `stop` is set, reporting each round
-/// that did something (or failed) through `report`, and calling `after`
-/// after each round (the host's own upkeep, such as /etc/hosts files).
-pub async fn run<H: Host, A: std::future::Future<Output = ()>>(
-    host: &H,
-    store: &Store,
-    stack: &Stack,
-    opts: &UpOptions,
-    resync: Duration,
-    stop: &AtomicBool,
-    report: impl Fn(Result<Round, ApplyError>),
-    after: impl Fn() -> A,
-) {
-    let slice = Duration::from_millis(50);
-    while !stop.load(Ordering::Relaxed) {
-        report(round(host, store, stack, opts).await);
-        after().await;
-        let mut waited = Duration::ZERO;
-        while waited < resync && !stop.load(Ordering::Relaxed) {
-            host.sleep(slice).await;
-            waited += slice;
+/// One project's watch loop.
+pub struct Watch<'a, H> {
+    pub host: &'a H,
+    pub store: &'a Store,
+    /// The stack it keeps the project converged to.
+    pub stack: &'a Stack,
+    pub opts: &'a UpOptions,
+    /// How often it resyncs.
+    pub resync: Duration,
+}
+
+impl<H: Host> Watch<'_, H> {
+    /// Runs rounds every `resync` until `stop` is set, reporting each round
+    /// through `report`, and calling `after` after each round (the host's
+    /// own upkeep, such as /etc/hosts files).
+    pub async fn run<A: std::future::Future<Output = ()>>(
+        &self,
+        stop: &AtomicBool,
+        report: impl Fn(Result<Round, ApplyError>),
+        after: impl Fn() -> A,
+    ) {
+        let slice = Duration::from_millis(50);
+        while !stop.load(Ordering::Relaxed) {
+            report(round(self.host, self.store, self.stack, self.opts).await);
+            after().await;
+            let mut waited = Duration::ZERO;
+            while waited < self.resync && !stop.load(Ordering::Relaxed) {
+                self.host.sleep(slice).await;
+                waited += slice;
+            }
         }
     }
 }

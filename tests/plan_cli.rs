@@ -1,31 +1,58 @@
 //! `stack plan` and `stack down --dry-run` end to end: the built binary,
-//! real files, a real state root, real exit codes.
+//! real files, a real state root, real exit codes, and (as root) a real
+//! earlier `up`: plans observe the live host.
 //!
-//! A project's earlier `up` is simulated by running the pipeline against
-//! the in-memory host and saving what it recorded (the record and the
-//! revision history) in the temporary state root, as `up` will.
+//! Each test has its own project name, so tests can run in parallel and
+//! never meet another project on the host; a guard takes a project down
+//! whatever the test's outcome.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use stack::planner::fake::Sandbox;
-use stack::planner::hash::{digest, revision_document};
-use stack::planner::plan::UpOptions;
-use stack::spec;
+#[path = "support/images.rs"]
+mod images;
+
 use stack::state::Store;
 
-const STACK: &str = "
-name: demo
+/// The stack, for project `name`: images `busybox` and `redis` are both
+/// the static busybox, imported by [`applied`].
+fn yaml(name: &str) -> String {
+    format!(
+        "
+name: {name}
 services:
   web:
     image: busybox
-    environment: {FOO: '1'}
+    command: [sleep, '3600']
+    stop_grace_period: 1s
+    environment: {{FOO: '1'}}
     depends_on: [db]
   db:
     image: redis
+    command: [sleep, '3600']
+    stop_grace_period: 1s
   old:
     image: busybox
-";
+    command: [sleep, '3600']
+    stop_grace_period: 1s
+"
+    )
+}
+
+/// A project name unique to this test run.
+fn name(tag: &str) -> String {
+    format!("plan{}{tag}", std::process::id())
+}
+
+fn root_user() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || !Path::new("/bin/busybox").exists() {
+        eprintln!("SKIPPED: needs root and /bin/busybox (busybox-static) to run a real `up`");
+        return false;
+    }
+    true
+}
 
 fn stack(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stack"))
@@ -47,48 +74,62 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Writes `yaml` as the project's file and records an `up` of it in the state root.
-fn applied(dir: &Path, yaml: &str) {
+/// Takes the project down when the test ends, whatever its outcome.
+struct Down<'a>(&'a Path, String);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = stack(self.0, &["-p", &self.1, "down", "-v"]);
+    }
+}
+
+/// Writes `yaml` as the project's file and brings it up for real.
+fn applied<'a>(dir: &'a Path, yaml: &str, project: &str) -> Down<'a> {
+    let guard = Down(dir, project.to_string());
     std::fs::write(dir.join("compose.yaml"), yaml).unwrap();
-    let opts = spec::Options {
-        working_dir: dir.to_path_buf(),
-        ..spec::Options::default()
-    };
-    let loaded = spec::load(&opts).unwrap().stack;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let mut sb = Sandbox::new();
-    sb.host.publish(
-        "busybox",
-        "sha256:1111111111111111111111111111111111111111111111111111111111111111",
-    );
-    sb.host.publish(
-        "redis",
-        "sha256:2222222222222222222222222222222222222222222222222222222222222222",
-    );
-    runtime
-        .block_on(sb.up(&loaded, &UpOptions::default()))
-        .unwrap();
-    let lock = Store::new(dir.join("root")).lock("demo").unwrap();
-    lock.write(&sb.record).unwrap();
-    let doc = revision_document(&loaded);
-    assert_eq!(lock.push_revision(&doc, &digest(&doc)).unwrap(), 1);
+    let rootfs = images::busybox_rootfs(dir);
+    for image in ["busybox:latest", "redis:latest"] {
+        let out = stack(
+            dir,
+            &[
+                "image",
+                "import",
+                rootfs.to_str().unwrap(),
+                image,
+                "-c",
+                "CMD [\"sh\"]",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = stack(dir, &["up", "-d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    guard
 }
 
 #[test]
 fn a_fresh_project_plans_everything_and_exits_2_with_detailed_exitcode() {
+    if !root_user() {
+        return;
+    }
+    let n = name("afppeae2");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("compose.yaml"), STACK).unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), yaml(&n)).unwrap();
     let out = stack(dir.path(), &["plan"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("+ create container demo-web-1"), "{text}");
+    assert!(
+        text.contains(&"+ create container demo-web-1".replace("demo", &n)),
+        "{text}"
+    );
     assert!(text.contains("new service"), "{text}");
     // In run order: db starts before web.
-    let db = text.find("> start container demo-db-1").unwrap();
-    let web = text.find("> start container demo-web-1").unwrap();
+    let db = text
+        .find(&"> start container demo-db-1".replace("demo", &n))
+        .unwrap();
+    let web = text
+        .find(&"> start container demo-web-1".replace("demo", &n))
+        .unwrap();
     assert!(db < web, "{text}");
     assert!(
         text.ends_with("Plan: 4 to create, 0 to recreate, 0 to remove (2 to pull, 3 to start).\n"),
@@ -102,8 +143,12 @@ fn a_fresh_project_plans_everything_and_exits_2_with_detailed_exitcode() {
 
 #[test]
 fn an_unchanged_project_exits_0_and_says_so() {
+    if !root_user() {
+        return;
+    }
+    let n = name("aupe0ass");
     let dir = tempfile::tempdir().unwrap();
-    applied(dir.path(), STACK);
+    let _down = applied(dir.path(), &yaml(&n), &n);
     let out = stack(dir.path(), &["plan", "--detailed-exitcode"]);
     assert_eq!(
         out.status.code(),
@@ -114,7 +159,9 @@ fn an_unchanged_project_exits_0_and_says_so() {
     );
     let text = stdout(&out);
     assert!(
-        text.starts_with("No changes: project demo already matches the stack file."),
+        text.starts_with(
+            &"No changes: project demo already matches the stack file.".replace("demo", &n)
+        ),
         "{text}"
     );
     assert!(
@@ -125,11 +172,16 @@ fn an_unchanged_project_exits_0_and_says_so() {
 
 #[test]
 fn a_changed_environment_shows_the_field_and_an_orphan_is_listed() {
+    if !root_user() {
+        return;
+    }
+    let n = name("acestfaa");
     let dir = tempfile::tempdir().unwrap();
-    applied(dir.path(), STACK);
-    let changed = STACK
-        .replace("FOO: '1'", "FOO: '2'")
-        .replace("  old:\n    image: busybox\n", "");
+    let _down = applied(dir.path(), &yaml(&n), &n);
+    let changed = yaml(&n).replace("FOO: '1'", "FOO: '2'").replace(
+        "  old:\n    image: busybox\n    command: [sleep, '3600']\n    stop_grace_period: 1s\n",
+        "",
+    );
     std::fs::write(dir.path().join("compose.yaml"), changed).unwrap();
     let out = stack(
         dir.path(),
@@ -138,11 +190,15 @@ fn a_changed_environment_shows_the_field_and_an_orphan_is_listed() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("(revision 1 → 2)"), "{text}");
-    assert!(text.contains("~ recreate container demo-web-1"), "{text}");
+    assert!(
+        text.contains(&"~ recreate container demo-web-1".replace("demo", &n)),
+        "{text}"
+    );
     assert!(text.contains("environment changed"), "{text}");
     assert!(text.contains("      environment FOO: 1 → 2\n"), "{text}");
     assert!(
-        text.contains("- remove container demo-old-1") && text.contains("orphan"),
+        text.contains(&"- remove container demo-old-1".replace("demo", &n))
+            && text.contains("orphan"),
         "{text}"
     );
     assert!(
@@ -153,30 +209,34 @@ fn a_changed_environment_shows_the_field_and_an_orphan_is_listed() {
     let out = stack(dir.path(), &["plan"]);
     let text = stdout(&out);
     assert!(
-        text.contains("warning: found orphan containers (demo-old-1)"),
+        text.contains(&"warning: found orphan containers (demo-old-1)".replace("demo", &n)),
         "{text}"
     );
 }
 
 #[test]
 fn json_output_is_the_plan_for_machines() {
+    if !root_user() {
+        return;
+    }
+    let n = name("joitpfm");
     let dir = tempfile::tempdir().unwrap();
-    applied(dir.path(), STACK);
+    let _down = applied(dir.path(), &yaml(&n), &n);
     std::fs::write(
         dir.path().join("compose.yaml"),
-        STACK.replace("FOO: '1'", "FOO: '2'"),
+        yaml(&n).replace("FOO: '1'", "FOO: '2'"),
     )
     .unwrap();
     let out = stack(dir.path(), &["plan", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(plan["changes"], true);
-    assert_eq!(plan["project"], "demo");
+    assert_eq!(plan["project"], n.as_str());
     assert_eq!(plan["summary"]["recreate"], 1);
     let op = &plan["ops"][0];
     assert_eq!(op["action"], "recreate");
     assert_eq!(op["target"]["kind"], "container");
-    assert_eq!(op["target"]["name"], "demo-web-1");
+    assert_eq!(op["target"]["name"], format!("{n}-web-1").as_str());
     assert_eq!(op["changes"][0]["field"], "environment FOO");
     assert_eq!(op["changes"][0]["old"], "1");
     assert_eq!(op["changes"][0]["new"], "2");
@@ -185,6 +245,10 @@ fn json_output_is_the_plan_for_machines() {
 
 #[test]
 fn errors_exit_1_under_detailed_exitcode() {
+    if !root_user() {
+        return;
+    }
+    let n = name("ee1ude");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("compose.yaml"),
@@ -200,7 +264,7 @@ fn errors_exit_1_under_detailed_exitcode() {
     let out = stack(dir.path(), &["plan", "--detailed-exitcode", "--bogus"]);
     assert_eq!(out.status.code(), Some(1));
     // A planning error (unknown service) is 1 either way, with a message.
-    std::fs::write(dir.path().join("compose.yaml"), STACK).unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), yaml(&n)).unwrap();
     let out = stack(dir.path(), &["plan", "--scale", "nope=2"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -212,25 +276,42 @@ fn errors_exit_1_under_detailed_exitcode() {
 
 #[test]
 fn scale_and_service_selection_reach_the_planner() {
+    if !root_user() {
+        return;
+    }
+    let n = name("sassrtp");
     let dir = tempfile::tempdir().unwrap();
-    applied(dir.path(), STACK);
+    let _down = applied(dir.path(), &yaml(&n), &n);
     let out = stack(dir.path(), &["plan", "--scale", "web=3", "web"]);
     let text = stdout(&out);
-    assert!(text.contains("+ create container demo-web-3"), "{text}");
+    assert!(
+        text.contains(&"+ create container demo-web-3".replace("demo", &n)),
+        "{text}"
+    );
     assert!(text.contains("scale 1 → 3"), "{text}");
-    assert!(!text.contains("demo-old"), "{text}");
+    assert!(!text.contains(&"demo-old".replace("demo", &n)), "{text}");
 }
 
 #[test]
 fn down_dry_run_lists_removals_dependents_first() {
+    if !root_user() {
+        return;
+    }
+    let n = name("ddrlrdf");
     let dir = tempfile::tempdir().unwrap();
-    applied(dir.path(), STACK);
+    let _down = applied(dir.path(), &yaml(&n), &n);
     let out = stack(dir.path(), &["down", "--dry-run", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let text = stdout(&out);
-    let web = text.find("- remove container demo-web-1").unwrap();
-    let db = text.find("- remove container demo-db-1").unwrap();
-    let net = text.find("- remove network demo_default").unwrap();
+    let web = text
+        .find(&"- remove container demo-web-1".replace("demo", &n))
+        .unwrap();
+    let db = text
+        .find(&"- remove container demo-db-1".replace("demo", &n))
+        .unwrap();
+    let net = text
+        .find(&"- remove network demo_default".replace("demo", &n))
+        .unwrap();
     assert!(web < db && db < net, "{text}");
     assert!(
         text.contains("Plan: 0 to create, 0 to recreate, 4 to remove."),
@@ -238,66 +319,89 @@ fn down_dry_run_lists_removals_dependents_first() {
     );
     // Without the file, from the record alone.
     std::fs::remove_file(dir.path().join("compose.yaml")).unwrap();
-    let out = stack(dir.path(), &["-p", "demo", "down", "--dry-run"]);
+    let out = stack(
+        dir.path(),
+        &["-p", &"demo".replace("demo", &n), "down", "--dry-run"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("4 to remove"), "{}", stdout(&out));
 }
 
 #[test]
-fn down_without_dry_run_says_it_needs_the_runtime() {
+fn down_removes_the_project_and_its_record() {
+    if !root_user() {
+        return;
+    }
+    let n = name("down");
     let dir = tempfile::tempdir().unwrap();
-    applied(dir.path(), STACK);
+    let _down = applied(dir.path(), &yaml(&n), &n);
+    let ps = stdout(&stack(dir.path(), &["ps", "-q"]));
+    assert_eq!(ps.lines().count(), 3, "{ps}");
     let out = stack(dir.path(), &["down"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("4 to remove"), "{}", stderr(&out));
+    // Nothing is left, and the record is forgotten.
+    assert_eq!(stdout(&stack(dir.path(), &["ps", "-a", "-q"])), "");
     assert!(
-        stderr(&out).contains("needs stack's container runtime"),
-        "{}",
-        stderr(&out)
+        Store::new(dir.path().join("root"))
+            .read(&n)
+            .unwrap()
+            .is_none()
     );
-    assert!(stderr(&out).contains("--dry-run"));
-    // Nothing was removed from the record.
-    let record = Store::new(dir.path().join("root"))
-        .read("demo")
-        .unwrap()
-        .unwrap();
-    assert_eq!(record.containers.len(), 3);
+    let plan = stdout(&stack(dir.path(), &["down", "--dry-run"]));
+    assert!(plan.contains("No changes"), "{plan}");
 }
 
 #[test]
 fn named_volumes_are_observed_in_the_volume_store() {
+    if !root_user() {
+        return;
+    }
+    let n = name("nvaoitvs");
     let dir = tempfile::tempdir().unwrap();
     let yaml =
-        "name: demo\nservices:\n  db: {image: redis, volumes: [data:/d]}\nvolumes:\n  data: {}\n";
+        &"name: demo\nservices:\n  db: {image: redis, volumes: [data:/d]}\nvolumes:\n  data: {}\n"
+            .replace("demo", &n);
     std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
     let text = stdout(&stack(dir.path(), &["plan"]));
-    assert!(text.contains("+ create volume demo_data"), "{text}");
+    assert!(
+        text.contains(&"+ create volume demo_data".replace("demo", &n)),
+        "{text}"
+    );
     // The volume exists (created by hand): it is used, with a warning.
     let store = stack::volumes::VolumeStore::new(&dir.path().join("root"));
     store
         .create(&stack::volumes::VolumeSpec {
-            name: "demo_data".into(),
+            name: format!("{n}_data"),
             ..Default::default()
         })
         .unwrap();
     let text = stdout(&stack(dir.path(), &["plan"]));
     assert!(!text.contains("create volume"), "{text}");
     assert!(
-        text.contains("warning: volume `demo_data` already exists"),
+        text.contains(&"warning: volume `demo_data` already exists".replace("demo", &n)),
         "{text}"
     );
 }
 
 #[test]
 fn config_hash_prints_the_hash_the_planner_records() {
+    if !root_user() {
+        return;
+    }
+    let n = name("chpthtpr");
     let dir = tempfile::tempdir().unwrap();
-    applied(dir.path(), STACK);
+    let _down = applied(dir.path(), &yaml(&n), &n);
     let record = Store::new(dir.path().join("root"))
-        .read("demo")
+        .read(&"demo".replace("demo", &n))
         .unwrap()
         .unwrap();
     let out = stack(dir.path(), &["config", "--hash", "web"]);
     assert_eq!(
         stdout(&out),
-        format!("web {}\n", record.containers["demo-web-1"].config_hash)
+        format!(
+            "web {}\n",
+            record.containers[&"demo-web-1".replace("demo", &n)].config_hash
+        )
     );
 }

@@ -1,10 +1,12 @@
 //! stack: a declarative multi-container orchestrator that reads Compose files.
 //!
 //! The folders are the architecture (see DESIGN.md): `spec` turns YAML into a
-//! validated [`spec::Stack`]; `planner` derives desired state from it; `cli`
-//! only wires commands to those modules and prints.
+//! validated [`spec::Stack`]; `planner` derives desired state from it;
+//! `network` builds bridges, endpoints, DNS and published ports on the host;
+//! `cli` only wires commands to those modules and prints.
 
 pub mod cli;
+pub mod network;
 pub mod planner;
 pub mod runtime;
 pub mod spec;

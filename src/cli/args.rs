@@ -84,6 +84,209 @@ pub enum Command {
         #[command(subcommand)]
         command: Box<super::runtime::RuntimeCommand>,
     },
+    /// Show what `up` would change, and why, without changing anything.
+    Plan(PlanArgs),
+    /// Stop and remove the project's containers and networks (`--dry-run`: only show it).
+    Down(DownArgs),
+    /// Pull the images of the stack's services (all, or those named).
+    Pull(PullArgs),
+    /// Manage the image store: list, inspect, pull, remove, prune, load, import.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+/// Output format of `plan` and `down --dry-run`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Only these services and, unless --no-deps, what they depend on.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+
+    /// Exit 0 when nothing would change, 2 when something would, 1 on an error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Run N containers of SERVICE (repeatable), overriding `scale` and `deploy.replicas`.
+    #[arg(long, value_name = "SERVICE=N", value_parser = parse_scale)]
+    pub scale: Vec<(String, u32)>,
+
+    /// Recreate containers even if their configuration and image are unchanged.
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+
+    /// Never recreate existing containers, even if they differ from the file.
+    #[arg(long)]
+    pub no_recreate: bool,
+
+    /// Do not bring the named services' dependencies up, nor wait for them.
+    #[arg(long)]
+    pub no_deps: bool,
+
+    /// Recreate the dependencies of the named services too.
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub always_recreate_deps: bool,
+
+    /// Remove containers of services that are no longer in the file.
+    #[arg(long)]
+    pub remove_orphans: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    /// Only print what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also remove the project's named volumes (their data is lost).
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+
+    /// Also remove containers of services that are no longer in the file.
+    #[arg(long)]
+    pub remove_orphans: bool,
+
+    /// Output format (with --dry-run).
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+
+    /// Exit 0 when nothing would change, 2 when something would, 1 on an error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+/// `web=3` into (`web`, 3).
+fn parse_scale(text: &str) -> Result<(String, u32), String> {
+    let (service, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not SERVICE=N, e.g. web=3"))?;
+    let n = n
+        .parse()
+        .map_err(|_| format!("`{n}` in `{text}` is not a number of replicas"))?;
+    if service.is_empty() {
+        return Err(format!(
+            "`{text}` names no service; write SERVICE=N, e.g. web=3"
+        ));
+    }
+    Ok((service.to_string(), n))
+}
+
+/// Registry connection flags shared by `pull` and `image pull`.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Speak plain HTTP to this registry (`host:port`; repeatable).
+    /// Registries on localhost and 127.0.0.0/8 always use HTTP.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PullArgs {
+    /// Only these services.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Go on with the other services when a pull fails (exit 0).
+    #[arg(long)]
+    pub ignore_pull_failures: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List the images in the store.
+    #[command(alias = "list")]
+    Ls {
+        /// Only the image IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Print images' details as JSON: configuration, layers, digests.
+    Inspect {
+        /// Reference (`busybox`, `app:1`, `name@sha256:...`) or ID (prefix).
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<String>,
+    },
+    /// Pull one image by reference.
+    Pull {
+        /// Reference, e.g. `busybox`, `ghcr.io/org/app:1`, `name@sha256:...`.
+        #[arg(value_name = "IMAGE")]
+        reference: String,
+        /// Platform to pull from a multi-platform image (default: the host's).
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+        /// Print nothing but errors and the image ID.
+        #[arg(short, long)]
+        quiet: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Remove images by tag or ID (the last tag removes the image).
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<String>,
+        /// Remove even if a container uses it, or every tag of an ID.
+        /// (No `-f`: that is the global `--file`.)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove every image no container uses, with its blobs and layers.
+    Prune {
+        /// Accepted for docker compatibility; prune never asks.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Load images from a docker-save archive or an OCI image layout.
+    Load {
+        /// The archive (a tar, possibly compressed) or layout directory.
+        #[arg(short, long, value_name = "FILE")]
+        input: PathBuf,
+        /// Print only the loaded image IDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Make an image from a root file system (a directory or a tar).
+    Import {
+        /// Directory or tar file.
+        #[arg(value_name = "ROOTFS")]
+        source: PathBuf,
+        /// Name for the image, e.g. `myapp:1`.
+        #[arg(value_name = "NAME[:TAG]")]
+        reference: String,
+        /// Dockerfile instruction for the configuration (repeatable):
+        /// CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME.
+        #[arg(short, long = "change", value_name = "INSTRUCTION")]
+        changes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    #[default]
+    Table,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

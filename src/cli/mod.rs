@@ -6,7 +6,11 @@
 
 pub mod args;
 mod config;
+mod down;
 mod generate;
+mod image;
+mod plan;
+mod pull;
 pub mod render;
 pub mod runtime;
 mod volume;
@@ -29,10 +33,14 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
+            // Under --detailed-exitcode, 2 means "changes"; a wrong command line is an error (1).
+            let detailed = std::env::args().any(|a| a == "--detailed-exitcode");
+            return if !e.use_stderr() {
                 ExitCode::SUCCESS
+            } else if detailed {
+                ExitCode::from(EXIT_FAILURE)
+            } else {
+                ExitCode::from(EXIT_USAGE)
             };
         }
     };
@@ -41,6 +49,10 @@ pub fn main() -> ExitCode {
         args::Command::Volume(v) => volume::run(&cli.global, v),
         args::Command::Completion { shell } => generate::completion(*shell),
         args::Command::Man => generate::man(),
+        args::Command::Plan(a) => return plan::main(&cli.global, a),
+        args::Command::Down(a) => return down::main(&cli.global, a),
+        args::Command::Pull(a) => pull::run(&cli.global, a),
+        args::Command::Image { command } => image::run(&cli.global, command),
         args::Command::Runtime { command } => {
             return match runtime::run(&cli.global.root, command) {
                 Ok(code) => ExitCode::from(code),
@@ -53,13 +65,20 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Invalid(diags)) => {
+        Err(failure) => ExitCode::from(report(failure)),
+    }
+}
+
+/// Prints a failure to standard error and returns its exit code.
+pub(crate) fn report(failure: Failure) -> u8 {
+    match failure {
+        Failure::Invalid(diags) => {
             let _ = writeln!(std::io::stderr(), "{diags}");
-            ExitCode::from(EXIT_INVALID_STACK)
+            EXIT_INVALID_STACK
         }
-        Err(Failure::Other(e)) => {
+        Failure::Other(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e:#}");
-            ExitCode::from(EXIT_FAILURE)
+            EXIT_FAILURE
         }
     }
 }
@@ -78,6 +97,12 @@ impl From<anyhow::Error> for Failure {
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Failure {
+        Failure::Other(e.into())
+    }
+}
+
+impl From<crate::runtime::image::ImageError> for Failure {
+    fn from(e: crate::runtime::image::ImageError) -> Failure {
         Failure::Other(e.into())
     }
 }

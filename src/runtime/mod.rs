@@ -20,12 +20,17 @@
 //! [`container::build`] turns a Compose service into the shim's input, an
 //! OCI runtime spec.
 //!
+//! Images ([`image`]) are kept on disk, pulled from registries, loaded from
+//! archives and unpacked safely, ready to be the lower layers of a
+//! container's overlayfs.
+//!
 //! All side effects on files and mounts that carry logic go through
 //! [`sys::Syscalls`], so the logic is unit-tested against a recording fake;
 //! the real thing is tested as root in `tests/runtime_*.rs`.
 
 pub mod cgroup;
 pub mod container;
+pub mod image;
 pub mod security;
 pub mod shim;
 pub mod sys;

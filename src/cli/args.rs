@@ -78,6 +78,12 @@ pub enum Command {
     },
     /// Print the man page (roff) to standard output.
     Man,
+    /// Low-level container runtime access (for tests and benchmarks).
+    #[command(hide = true)]
+    Runtime {
+        #[command(subcommand)]
+        command: Box<super::runtime::RuntimeCommand>,
+    },
     /// Show what `up` would change, and why, without changing anything.
     Plan(PlanArgs),
     /// Stop and remove the project's containers and networks (`--dry-run`: only show it).

@@ -12,6 +12,7 @@ mod image;
 mod plan;
 mod pull;
 pub mod render;
+pub mod runtime;
 mod volume;
 
 use std::io::Write;
@@ -52,6 +53,15 @@ pub fn main() -> ExitCode {
         args::Command::Down(a) => return down::main(&cli.global, a),
         args::Command::Pull(a) => pull::run(&cli.global, a),
         args::Command::Image { command } => image::run(&cli.global, command),
+        args::Command::Runtime { command } => {
+            return match runtime::run(&cli.global.root, command) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "error: {e:#}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -85,6 +85,12 @@ pub enum Command {
     /// The project's watcher (started by `up -d`).
     #[command(hide = true)]
     Watch(UpArgs),
+    /// Low-level container runtime access (for tests and benchmarks).
+    #[command(hide = true)]
+    Runtime {
+        #[command(subcommand)]
+        command: Box<super::runtime::RuntimeCommand>,
+    },
     /// Show what `up` would change, and why, without changing anything.
     Plan(PlanArgs),
     /// Stop and remove the project's containers and networks (`--dry-run`: only show it).
@@ -95,12 +101,6 @@ pub enum Command {
     Image {
         #[command(subcommand)]
         command: ImageCommand,
-    },
-    /// Low-level container runtime access (for tests and benchmarks).
-    #[command(hide = true)]
-    Runtime {
-        #[command(subcommand)]
-        command: Box<super::runtime::RuntimeCommand>,
     },
 }
 

@@ -22,6 +22,10 @@
 //! registries, loads them from archives and unpacks their layers safely,
 //! ready to be the lower layers of a container's overlayfs.
 //!
+//! Images ([`image`]) are kept on disk, pulled from registries, loaded from
+//! archives and unpacked safely, ready to be the lower layers of a
+//! container's overlayfs.
+//!
 //! All side effects on files and mounts that carry logic go through
 //! [`sys::Syscalls`], so the logic is unit-tested against a recording fake;
 //! the real thing is tested as root in `tests/runtime_*.rs`.

@@ -92,6 +92,17 @@ impl Store {
         read_record(&self.project_dir(project)?.join("state.json"))
     }
 
+    /// A kept revision, read without locking: revisions are written once,
+    /// atomically, and never changed, so a reader cannot see half of one.
+    pub fn revision(&self, project: &str, n: u64) -> Result<Option<RevisionRecord>, StateError> {
+        read_json(&revision_path(&self.project_dir(project)?, n))
+    }
+
+    /// The project's revision numbers, ascending, read without locking.
+    pub fn revisions(&self, project: &str) -> Result<Vec<u64>, StateError> {
+        revision_numbers(&self.project_dir(project)?)
+    }
+
     /// Every project with a record, sorted.
     pub fn projects(&self) -> Result<Vec<String>, StateError> {
         let entries = list_dir(&self.root.join("projects"))?;
@@ -199,7 +210,7 @@ impl ProjectLock {
     }
 
     fn revision_path(&self, n: u64) -> PathBuf {
-        self.dir.join("revisions").join(format!("{n}.json"))
+        revision_path(&self.dir, n)
     }
 
     pub fn revision(&self, n: u64) -> Result<Option<RevisionRecord>, StateError> {
@@ -208,17 +219,25 @@ impl ProjectLock {
 
     /// Revision numbers, ascending.
     pub fn revisions(&self) -> Result<Vec<u64>, StateError> {
-        let entries = list_dir(&self.dir.join("revisions"))?;
-        let mut numbers: Vec<u64> = entries
-            .into_iter()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.strip_suffix(".json")?.parse().ok()
-            })
-            .collect();
-        numbers.sort_unstable();
-        Ok(numbers)
+        revision_numbers(&self.dir)
     }
+}
+
+fn revision_path(project_dir: &Path, n: u64) -> PathBuf {
+    project_dir.join("revisions").join(format!("{n}.json"))
+}
+
+fn revision_numbers(project_dir: &Path) -> Result<Vec<u64>, StateError> {
+    let entries = list_dir(&project_dir.join("revisions"))?;
+    let mut numbers: Vec<u64> = entries
+        .into_iter()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".json")?.parse().ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
 }
 
 #[cfg(test)]
@@ -281,6 +300,10 @@ mod tests {
         let r = lock.revision(1).unwrap().unwrap();
         assert_eq!((r.hash.as_str(), r.stack["a"].as_i64()), ("h1", Some(1)));
         assert_eq!(lock.revision(9).unwrap(), None);
+        // Readers need no lock, even while a writer holds it.
+        let store = Store::new(dir.path());
+        assert_eq!(store.revisions("p").unwrap(), [1, 2]);
+        assert_eq!(store.revision("p", 2).unwrap().unwrap().hash, "h2");
     }
 
     #[test]

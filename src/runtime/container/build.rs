@@ -49,6 +49,20 @@ pub struct ImageConfig {
     pub stop_signal: Option<String>,
 }
 
+impl From<&crate::runtime::image::config::ImageConfig> for ImageConfig {
+    /// The run defaults of an image in the store.
+    fn from(c: &crate::runtime::image::config::ImageConfig) -> ImageConfig {
+        ImageConfig {
+            entrypoint: c.entrypoint.clone(),
+            cmd: c.cmd.clone(),
+            env: c.env.clone().unwrap_or_default(),
+            user: c.user.clone(),
+            working_dir: c.working_dir.clone(),
+            stop_signal: c.stop_signal.clone(),
+        }
+    }
+}
+
 /// How the container gets its network namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NetworkMode {
@@ -935,6 +949,20 @@ mod tests {
         assert!(parse_devices(&serde_json::json!(["/dev/null:/x:rx"])).is_err());
         assert_eq!(device_numbers("/dev/null").unwrap(), ("c", 1, 3));
         assert!(device_numbers("/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn an_image_store_config_converts() {
+        let stored = crate::runtime::image::config::ImageConfig {
+            cmd: Some(vec!["sh".into()]),
+            env: Some(vec!["A=1".into()]),
+            stop_signal: Some("SIGQUIT".into()),
+            ..Default::default()
+        };
+        let c = ImageConfig::from(&stored);
+        assert_eq!(c.cmd.as_deref(), Some(&["sh".to_string()][..]));
+        assert_eq!(c.env, ["A=1"]);
+        assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
     }
 
     #[test]

@@ -637,14 +637,7 @@ impl LinuxHost {
             }
         }
 
-        let image_config = RunImageConfig {
-            entrypoint: image.config.entrypoint.clone(),
-            cmd: image.config.cmd.clone(),
-            env: image.config.env.clone().unwrap_or_default(),
-            user: image.config.user.clone(),
-            working_dir: image.config.working_dir.clone(),
-            stop_signal: image.config.stop_signal.clone(),
-        };
+        let image_config = RunImageConfig::from(&image.config);
         let ctx = BuildContext {
             id: id.clone(),
             project: self.project.clone(),

@@ -308,6 +308,45 @@ impl LinuxHost {
         Ok(())
     }
 
+    /// The watcher's upkeep after each round: health probes that are due,
+    /// and /etc/hosts files brought up to date.
+    pub async fn upkeep(&self) {
+        let runtime = self.runtime.clone();
+        let project = self.project.clone();
+        let _ = blocking(move || {
+            for id in runtime.list()? {
+                let ours = runtime.config(&id).is_ok_and(|c| {
+                    c.labels.get(labels::PROJECT).map(String::as_str) == Some(project.as_str())
+                });
+                if !ours {
+                    continue;
+                }
+                let due = read_host_record(&runtime, &id)
+                    .ok()
+                    .and_then(|r| r.probe)
+                    .is_some_and(|p| {
+                        let health: Health = std::fs::read(runtime.dir(&id).join("health.json"))
+                            .ok()
+                            .and_then(|b| serde_json::from_slice(&b).ok())
+                            .unwrap_or_default();
+                        let last = std::fs::metadata(runtime.dir(&id).join("health.json"))
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.elapsed().ok());
+                        // Until healthy, at every round; then once per interval.
+                        !health.healthy
+                            || last.is_none_or(|l| l.as_millis() as u64 >= p.interval_ms)
+                    });
+                if due {
+                    let _ = status_of(&runtime, &id, true);
+                }
+            }
+            Ok(())
+        })
+        .await;
+        self.refresh_hosts().await;
+    }
+
     /// Rewrites each running container's /etc/hosts in place when its peers
     /// changed, so names resolve through the file even while no watcher
     /// serves DNS.

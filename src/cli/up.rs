@@ -237,7 +237,7 @@ async fn watch_loop(
             Ok(_) => {}
             Err(e) => eprintln!("watcher: {e}"),
         },
-        || host.refresh_hosts(),
+        || host.upkeep(),
     )
     .await;
     host.close().await;

@@ -1176,3 +1176,88 @@ impl Clock for LinuxHost {
         SystemClock.sleep(duration).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::model::Healthcheck;
+
+    #[test]
+    fn probes_come_from_the_service_then_the_image() {
+        let mut service = Service {
+            healthcheck: Some(Healthcheck {
+                test: vec!["CMD-SHELL".into(), "nc -w 1 127.0.0.1 6379".into()],
+                retries: Some(5),
+                ..Healthcheck::default()
+            }),
+            ..Service::default()
+        };
+        let image = crate::runtime::image::ImageConfig {
+            healthcheck: Some(crate::runtime::image::config::HealthConfig {
+                test: vec!["CMD".into(), "true".into()],
+                interval: 2_000_000_000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let p = probe(&service, &image).unwrap();
+        assert_eq!(p.args, ["/bin/sh", "-c", "nc -w 1 127.0.0.1 6379"]);
+        assert_eq!(
+            (p.retries, p.timeout_ms, p.interval_ms),
+            (5, 30_000, 30_000)
+        );
+        // Without a test of its own, the image's.
+        service.healthcheck = None;
+        let p = probe(&service, &image).unwrap();
+        assert_eq!(p.args, ["true"]);
+        assert_eq!((p.retries, p.interval_ms), (3, 2_000));
+        // Disabled, or NONE: no probe.
+        service.healthcheck = Some(Healthcheck {
+            disable: true,
+            ..Healthcheck::default()
+        });
+        assert!(probe(&service, &image).is_none());
+        service.healthcheck = Some(Healthcheck {
+            test: vec!["NONE".into()],
+            ..Healthcheck::default()
+        });
+        assert!(probe(&service, &image).is_none());
+    }
+
+    #[test]
+    fn relative_secret_files_resolve_against_the_project() {
+        let o = FileObject {
+            name: "pw".into(),
+            file: Some(PathBuf::from("secrets/pw.txt")),
+            ..FileObject::default()
+        };
+        let r = resolve_file(&o, Path::new("/srv/app"));
+        assert_eq!(r.file, Some(PathBuf::from("/srv/app/secrets/pw.txt")));
+        let abs = FileObject {
+            file: Some(PathBuf::from("/etc/pw")),
+            ..o
+        };
+        assert_eq!(resolve_file(&abs, Path::new("/srv/app")).file, abs.file);
+    }
+
+    #[test]
+    fn recorded_ports_become_ports_again() {
+        let spec = PortSpec {
+            host_ip: Some("127.0.0.1".into()),
+            published: Some("8080".into()),
+            target: 80,
+            protocol: "tcp".into(),
+        };
+        let p = spec.port();
+        assert_eq!(
+            (p.host_ip.as_deref(), p.published.as_deref(), p.target),
+            (Some("127.0.0.1"), Some("8080"), 80)
+        );
+        let rec = HostRecord {
+            ports: vec![spec],
+            ..HostRecord::default()
+        };
+        let back: HostRecord = serde_json::from_slice(&serde_json::to_vec(&rec).unwrap()).unwrap();
+        assert_eq!(back.ports[0].target, 80);
+    }
+}

@@ -225,7 +225,13 @@ volumes:
     let o = exec(&root, &web, &["cat", "/data/keep"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "kept", "{o:?}");
 
-    // Killed: the watcher starts it again.
+    // Killed: the watcher starts it again (and applies no new revision).
+    let revisions = || {
+        std::fs::read_dir(root.join("projects").join(&project).join("revisions"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let kept = revisions();
     let before = eventually("web's pid", Duration::from_secs(5), || {
         container_pid(&root, &web)
     });
@@ -237,6 +243,7 @@ volumes:
         || container_pid(&root, &web).filter(|p| *p != before),
     );
     assert_ne!(before, after);
+    assert_eq!(revisions(), kept, "a restart is not a new revision");
     eventually(
         "the page after the restart",
         Duration::from_secs(10),

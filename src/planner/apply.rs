@@ -66,7 +66,8 @@ pub async fn up<H: Host>(
     let (record, observed) = observe_locked(host, lock, Some(stack)).await?;
     let plan = plan_up(stack, &observed, opts)?;
     let outcome = execute(&plan, host, record, lock, progress, exec).await?;
-    if !plan.is_empty() {
+    // A plan that only starts or stops containers applies no new revision.
+    if !plan.is_empty() && plan.revision > observed.revision {
         let doc = revision_document(stack);
         lock.push_revision(&doc, &digest(&doc))?;
     }

@@ -915,10 +915,24 @@ impl<'a> Planner<'a> {
             .filter(|c| !c.recorded)
             .map(|c| c.record.clone())
             .collect();
-        let revision = if self.ops.is_empty() {
-            observed.revision
-        } else {
+        // Only a plan that changes what exists applies a new revision:
+        // starting, stopping or waiting for containers as they are (the
+        // watcher restarting one that died) keeps the applied one, so a
+        // crash-looping container does not grow the revision history.
+        let changes = self.ops.iter().any(|op| {
+            matches!(
+                op.action,
+                Action::Create
+                    | Action::Recreate
+                    | Action::Remove
+                    | Action::Connect
+                    | Action::Disconnect
+            )
+        });
+        let revision = if changes || observed.revision == 0 {
             revision
+        } else {
+            observed.revision
         };
         Ok(finish(Plan {
             project: observed.project.clone(),

@@ -317,7 +317,7 @@ fn spawn_watcher(global: &Global, args: &UpArgs, project: &str) -> anyhow::Resul
     // Its own process group: a Ctrl-C in the terminal does not reach it.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     // std's spawn forks and immediately execs: safe from a threaded process.
-    let child = cmd
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -327,6 +327,14 @@ fn spawn_watcher(global: &Global, args: &UpArgs, project: &str) -> anyhow::Resul
     let lock = dir.join(format!("{project}.lock"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && !lock_held(&lock) {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log =
+                std::fs::read_to_string(dir.join(format!("{project}.log"))).unwrap_or_default();
+            return Err(anyhow!(
+                "the watcher of project `{project}` exited at once ({status}): {}; the containers run, but nothing restarts them or serves their DNS until `stack up -d` succeeds",
+                log.trim()
+            ));
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
     eprintln!("{project}: watcher started (pid {})", child.id());

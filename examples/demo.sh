@@ -65,7 +65,7 @@ echo "+ stack up -d"
 stack up -d
 echo "+ stack ps"
 stack ps
-echo "+ wget -qO- http://127.0.0.1:$port/"
+echo "+ fetch http://127.0.0.1:$port/"
 fetch() {
     if command -v curl >/dev/null 2>&1; then curl -fsS -m 2 "$1"
     elif command -v wget >/dev/null 2>&1; then wget -q -T 2 -O - "$1"

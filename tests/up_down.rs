@@ -153,6 +153,9 @@ services:
     command: ["sh", "-c", "echo hello-from-web > /srv/index.html; httpd -f -p 8080 -h /srv"]
     ports: ["127.0.0.1:{port}:8080"]
     volumes: [data:/data]
+    tmpfs: [/scratch]
+    secrets: [token]
+    configs: [{{source: greeting, target: /etc/greeting}}]
   client:
     image: localhost/busybox:latest
     restart: always
@@ -161,10 +164,17 @@ services:
     depends_on: [web]
 volumes:
   data: {{}}
+secrets:
+  token:
+    file: ./token.txt
+configs:
+  greeting:
+    content: hello-config
 "#
         ),
     )
     .unwrap();
+    std::fs::write(dir.path().join("token.txt"), "s3cret").unwrap();
     let guard = Guard {
         root: root.clone(),
         file: file.clone(),
@@ -216,6 +226,18 @@ volumes:
             .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     });
     assert!(got.contains("hello-from-web"), "{got}");
+
+    // Secrets and configs are files, mounted read-only; tmpfs is a tmpfs.
+    let o = exec(&root, &web, &["cat", "/run/secrets/token", "/etc/greeting"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "s3crethello-config",
+        "{o:?}"
+    );
+    let o = exec(&root, &web, &["sh", "-c", "echo x > /run/secrets/token"]);
+    assert!(!o.status.success(), "a secret is read-only");
+    let o = exec(&root, &web, &["grep", " /scratch tmpfs ", "/proc/mounts"]);
+    assert!(o.status.success(), "{o:?}");
 
     // A named volume's data survives down and up.
     let o = exec(&root, &web, &["sh", "-c", "echo kept > /data/keep"]);

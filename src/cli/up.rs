@@ -33,6 +33,7 @@ use crate::planner::execute::{ExecError, ExecOptions, OpState, Progress};
 use crate::planner::plan::{Action, DownOptions, Op, UpOptions};
 use crate::spec::{self, Stack};
 use crate::state::Store;
+use crate::watch::backoff::{Backoff, Policy};
 use crate::watch::{self, Round};
 
 /// How often the watcher resyncs.
@@ -221,6 +222,7 @@ async fn watch_loop(
         remove_orphans: false,
         ..up_options(args)
     };
+    let host = Backoff::new(host, Policy::default());
     let w = watch::Watch {
         host: &host,
         store: &store,
@@ -237,10 +239,10 @@ async fn watch_loop(
             Ok(_) => {}
             Err(e) => eprintln!("watcher: {e}"),
         },
-        || host.upkeep(),
+        || host.inner().upkeep(),
     )
     .await;
-    host.close().await;
+    host.into_inner().close().await;
     Ok(())
 }
 

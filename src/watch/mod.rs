@@ -13,8 +13,14 @@
 //! A round skips when another stack process holds the project's lock (an
 //! `up` or `down` in progress) and tries again on the next one.
 //!
-//! Still to come (issue 7): backoff and a flap limit for crash loops,
-//! health-driven restarts, events, and watches as shortcuts to the resync.
+//! The watcher's host is wrapped in [`backoff::Backoff`], so a container that keeps
+//! dying is restarted with exponential backoff and, past a flap limit, no
+//! longer.
+//!
+//! Still to come (issue 7): health-driven restarts, events, and watches as
+//! shortcuts to the resync.
+
+pub mod backoff;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -79,7 +79,7 @@ struct Down<'a>(&'a Path, String);
 
 impl Drop for Down<'_> {
     fn drop(&mut self) {
-        let _ = stack(self.0, &["-p", &self.1, "down", "-v"]);
+        let _ = stack(self.0, &["-p", &self.1, "down", "-v", "--remove-orphans"]);
     }
 }
 

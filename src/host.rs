@@ -929,6 +929,7 @@ impl Images for LinuxHost {
         Ok(found.map(|i| ImageInfo {
             reference: i.tags.first().cloned().unwrap_or_default(),
             digest: Some(i.id),
+            pulled_at: i.pulled_at,
         }))
     }
 
@@ -952,6 +953,7 @@ impl Images for LinuxHost {
         Ok(ImageInfo {
             reference: reference.to_string(),
             digest: Some(image.id),
+            pulled_at: image.pulled_at,
         })
     }
 }

@@ -1199,3 +1199,49 @@ services:
         Status::Running
     );
 }
+
+/// `daily`, `weekly` and `every_<d>` pull again once the last pull is older
+/// than the period, and not before; `missing` never refreshes a present image.
+#[tokio::test]
+async fn refresh_policies_pull_again_only_when_the_last_pull_is_old() {
+    let mut sb = sandbox();
+    for image in ["img-a", "img-b", "img-c"] {
+        sb.host.publish(image, A);
+    }
+    let stack = load(
+        "services:\n  a: {image: img-a, pull_policy: daily}\n  b: {image: img-b, pull_policy: every_2h}\n  c: {image: img-c}\n",
+    );
+    sb.up(&stack, &up()).await.unwrap();
+    let mut observed = stack::planner::observe::observe(
+        &sb.host,
+        &stack.name,
+        Some(&stack),
+        Some(&sb.record),
+        sb.history.clone(),
+    )
+    .await
+    .unwrap();
+    let now = std::time::SystemTime::now();
+    let hours = |h: u64| Some(now - Duration::from_secs(h * 3600));
+    let pulls = |observed: &stack::planner::observe::Observed| {
+        let plan = stack::planner::plan::plan_up(&stack, observed, &up()).unwrap();
+        reasons(&plan, Action::Pull)
+    };
+    observed.now = Some(now);
+    for (image, age) in [("img-a", 3), ("img-b", 3), ("img-c", 1000)] {
+        observed.images.get_mut(image).unwrap().pulled_at = hours(age);
+    }
+    let reasons_now = pulls(&observed);
+    assert_eq!(reasons_now.len(), 1, "{reasons_now:?}");
+    assert!(
+        reasons_now[0].contains("older than its refresh period"),
+        "{reasons_now:?}"
+    );
+    observed.images.get_mut("img-a").unwrap().pulled_at = hours(25);
+    assert_eq!(pulls(&observed).len(), 2);
+    // An image loaded from a file (never pulled) is not refreshed.
+    for image in ["img-a", "img-b"] {
+        observed.images.get_mut(image).unwrap().pulled_at = None;
+    }
+    assert!(pulls(&observed).is_empty());
+}

@@ -113,6 +113,8 @@ pub struct ImageInfo {
     pub reference: String,
     /// `sha256:...`; `None` when the store cannot tell (the state-record bridge).
     pub digest: Option<String>,
+    /// When the store last pulled it; `None` when loaded or imported.
+    pub pulled_at: Option<std::time::SystemTime>,
 }
 
 /// Everything needed to create a network.

@@ -9,6 +9,7 @@
 //! recorded is how the planner knows what changed. Nothing here looks at
 //! the host: desired state is a pure function of the file and the flags.
 
+use super::pull_policy::PullPolicy;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -52,9 +53,8 @@ pub struct Desired<'a> {
 pub struct DesiredImage {
     pub reference: String,
     pub services: BTreeSet<String>,
-    /// The strictest `pull_policy` among them: `always`, `never`,
-    /// `build`, or `missing` (the default, also for `daily`, `weekly`, ...).
-    pub pull_policy: String,
+    /// The strictest `pull_policy` among them (see [`PullPolicy::merge`]).
+    pub pull_policy: PullPolicy,
     /// Some service has `build:` (and stack cannot build yet).
     pub build: bool,
 }
@@ -114,21 +114,21 @@ impl<'a> Desired<'a> {
             let entry = images.entry(image.clone()).or_insert_with(|| DesiredImage {
                 reference: image.clone(),
                 services: BTreeSet::new(),
-                pull_policy: "missing".into(),
+                pull_policy: PullPolicy::Missing,
                 build: false,
             });
             entry.services.insert(name.clone());
             entry.build |= service.build.is_some();
-            let policy = match service.pull_policy.as_deref() {
-                Some("always") => "always",
-                Some("never") => "never",
-                Some("build") => "build",
-                _ => "missing",
-            };
-            // `always` wins over `missing`; an explicit `never` or `build` wins over both.
-            if policy != "missing" && entry.pull_policy != "never" && entry.pull_policy != "build" {
-                entry.pull_policy = policy.into();
-            }
+            // The schema's pattern admits only valid policies; the one way
+            // to fail is `refresh` without `pull_refresh_after`, which
+            // behaves as the default, `missing`.
+            let refresh_after = service
+                .extra
+                .get("pull_refresh_after")
+                .and_then(|v| v.as_str());
+            let policy = PullPolicy::parse(service.pull_policy.as_deref(), refresh_after)
+                .unwrap_or(PullPolicy::Missing);
+            entry.pull_policy = entry.pull_policy.merge(policy);
             let network_keys: Vec<String> = if service.network_mode.is_some() {
                 Vec::new()
             } else {

@@ -202,6 +202,7 @@ impl Images for FakeHost {
         Ok(lock(&self.world).images.get(reference).map(|d| ImageInfo {
             reference: reference.to_string(),
             digest: Some(d.clone()),
+            pulled_at: None,
         }))
     }
 
@@ -221,6 +222,7 @@ impl Images for FakeHost {
             Ok(ImageInfo {
                 reference: r,
                 digest: Some(digest),
+                pulled_at: None,
             })
         })
         .await

@@ -26,6 +26,7 @@ pub mod graph;
 pub mod hash;
 pub mod observe;
 pub mod plan;
+pub mod pull_policy;
 
 pub use backend::{
     BackendError, Clock, ContainerSpec, Host, ImageInfo, Images, LiveContainer, LiveObject,

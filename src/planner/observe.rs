@@ -46,6 +46,9 @@ pub struct Observed {
     pub volumes: BTreeMap<String, ObservedObject>,
     /// Images in the local store, by reference.
     pub images: BTreeMap<String, ImageInfo>,
+    /// The wall-clock time of the observation, for `pull_policy: daily` and
+    /// the like (`None`: every image counts as freshly pulled).
+    pub now: Option<std::time::SystemTime>,
     /// Containers that exist, by name.
     pub containers: BTreeMap<String, ObservedContainer>,
     /// Record entries whose object is gone; the executor drops them.
@@ -113,6 +116,7 @@ pub async fn observe<H: Host>(
             .unwrap_or(0)
             .max(record.revision),
         history,
+        now: Some(std::time::SystemTime::now()),
         ..Observed::default()
     };
 

@@ -20,6 +20,7 @@
 //! orphans without `--remove-orphans` (it warns), or touch objects that
 //! exist under stack's names but were not created by stack.
 
+use super::pull_policy::{PullDecision, PullPolicy, decide};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
@@ -596,18 +597,28 @@ impl<'a> Planner<'a> {
             if !image.services.iter().any(|s| self.selected.contains(s)) {
                 continue;
             }
-            let present = observed.images.contains_key(reference);
+            let local = observed.images.get(reference);
+            let present = local.is_some();
             let wanted = needs_image.contains(reference);
-            let reason = match image.pull_policy.as_str() {
-                "always" => Some("pull_policy: always"),
+            let decision = decide(
+                image.pull_policy,
+                present,
+                local.and_then(|i| i.pulled_at),
+                observed.now.unwrap_or(std::time::UNIX_EPOCH),
+            );
+            let reason = match (image.pull_policy, decision) {
+                (PullPolicy::Always, _) => Some("pull_policy: always"),
+                (PullPolicy::Every(_), PullDecision::Pull) if present => {
+                    Some("pull_policy: the last pull is older than its refresh period")
+                }
                 _ if present || !wanted => None,
-                "never" => {
+                (PullPolicy::Never, _) => {
                     return Err(PlanError::ImageUnavailable {
                         reference: reference.clone(),
                         why: "its service has `pull_policy: never` and it is not in the local image store; load it first".into(),
                     });
                 }
-                "build" => {
+                (PullPolicy::Build, _) => {
                     return Err(PlanError::ImageUnavailable {
                         reference: reference.clone(),
                         why: "its service has `pull_policy: build`, and stack cannot build images yet; build and load it first".into(),

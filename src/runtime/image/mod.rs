@@ -29,23 +29,22 @@
 //! registry, Docker Hub included), [`ImageStore::load_archive`] (`docker
 //! save` archives and OCI layouts) and [`ImageStore::import_rootfs`] (a plain
 //! root file system, like `docker import`). When to pull is
-//! [`policy::decide`]'s business, a pure function.
+//! [`decide`]'s business, a pure function.
 
 pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod platform;
-pub mod policy;
 pub mod pull;
 pub mod reference;
 pub mod store;
 pub mod unpack;
 
+pub use crate::planner::pull_policy::{PullDecision, PullPolicy, decide};
 pub use archive::Loaded;
 pub use auth::{Credentials, DockerConfig};
 pub use config::{HealthConfig, ImageConfig};
 pub use platform::Platform;
-pub use policy::{PullDecision, PullPolicy, decide};
 pub use pull::{PullEvent, PullOptions};
 pub use reference::ImageRef;
 pub use store::{Image, ImageStore, PruneReport, RemoveReport};
@@ -62,10 +61,6 @@ pub enum ImageError {
         "`{0}` is not a platform; write os/architecture[/variant], e.g. linux/amd64 or linux/arm64/v8"
     )]
     BadPlatform(String),
-    #[error(
-        "`{0}` is not a pull_policy; use always, missing, never, build, daily, weekly, every_<duration> (e.g. every_12h) or refresh with pull_refresh_after"
-    )]
-    BadPullPolicy(String),
     #[error(
         "image `{0}` is not in the store; pull it (`stack pull`) or load it (`stack image load`)"
     )]

@@ -1,8 +1,9 @@
 //! When to pull: compose's `pull_policy`, decided without side effects.
 //!
-//! `up` asks [`decide`] for each service, with what the store has and when
-//! the image was last pulled; the answer depends on nothing else, so it is
-//! unit-tested here and the planner can show it as a reason.
+//! The planner asks [`decide`] for each image, with what the store has and
+//! when the image was last pulled; the answer depends on nothing else, so it
+//! is unit-tested here and the plan shows it as a reason. When several
+//! services share an image, the strictest policy wins ([`PullPolicy::merge`]).
 //!
 //! | policy | pulls when |
 //! |---|---|
@@ -15,7 +16,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::ImageError;
+/// A `pull_policy` compose does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a pull_policy (use always, missing, never, build, daily, weekly, every_<duration> such as every_12h, or refresh with pull_refresh_after)"
+)]
+pub struct BadPullPolicy(pub String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullPolicy {
@@ -48,8 +54,8 @@ impl PullPolicy {
     pub fn parse(
         policy: Option<&str>,
         refresh_after: Option<&str>,
-    ) -> Result<PullPolicy, ImageError> {
-        let bad = || ImageError::BadPullPolicy(policy.unwrap_or_default().to_owned());
+    ) -> Result<PullPolicy, BadPullPolicy> {
+        let bad = || BadPullPolicy(policy.unwrap_or_default().to_owned());
         Ok(match policy.unwrap_or("missing") {
             "missing" | "if_not_present" => PullPolicy::Missing,
             "always" => PullPolicy::Always,
@@ -65,6 +71,23 @@ impl PullPolicy {
                 None => return Err(bad()),
             },
         })
+    }
+}
+
+impl PullPolicy {
+    /// The policy for an image that several services share: `never` and
+    /// `build` (the user's explicit word) beat `always`, which beats a
+    /// refresh period (the shortest wins), which beats `missing`.
+    pub fn merge(self, other: PullPolicy) -> PullPolicy {
+        use PullPolicy::*;
+        match (self, other) {
+            (Never, _) | (_, Never) => Never,
+            (Build, _) | (_, Build) => Build,
+            (Always, _) | (_, Always) => Always,
+            (Every(a), Every(b)) => Every(a.min(b)),
+            (Every(a), Missing) | (Missing, Every(a)) => Every(a),
+            (Missing, Missing) => Missing,
+        }
     }
 }
 

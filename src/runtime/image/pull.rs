@@ -171,9 +171,25 @@ fn registry_error(reference: &ImageRef, e: oci_client::errors::OciDistributionEr
         },
         other => ImageError::Registry {
             reference: reference.to_string(),
-            why: other.to_string(),
+            why: with_causes(&other),
         },
     }
+}
+
+/// An error and its causes on one line: reqwest's top-level message
+/// ("error sending request") says nothing without them.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl ImageStore {
@@ -207,6 +223,8 @@ impl ImageStore {
             // stack chooses among index entries itself (variants, errors
             // that list what is available).
             platform_resolver: None,
+            // An unreachable registry fails instead of hanging a deploy.
+            connect_timeout: Some(std::time::Duration::from_secs(30)),
             ..Default::default()
         });
         let auth = credentials.to_oci();

@@ -50,11 +50,13 @@ pub struct PullOptions {
 /// What a pull is doing, for a progress display.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullEvent {
-    /// The manifest is known: its digest and how many layers it has.
+    /// The manifest is known: its digest, how many layers it has and their
+    /// total size as stored in the registry.
     Resolved {
         reference: String,
         manifest: String,
         layers: usize,
+        size: u64,
     },
     /// This layer is already in the store.
     LayerCached { digest: String, size: u64 },
@@ -271,6 +273,11 @@ impl ImageStore {
             reference: shown.clone(),
             manifest: manifest_digest.clone(),
             layers: manifest.layers.len(),
+            size: manifest
+                .layers
+                .iter()
+                .map(|l| u64::try_from(l.size).unwrap_or(0))
+                .sum(),
         });
 
         let config_bytes = if self.has_blob(&config_desc.digest) {

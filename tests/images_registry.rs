@@ -76,6 +76,23 @@ fn pulls_by_tag_and_by_digest() {
     assert_eq!(by_digest.id, image.id);
     assert!(by_digest.tags.is_empty());
     assert_eq!(store2.get(&repo_digest).unwrap().id, image.id);
+    // Docker's v2 schema 2 media types work the same.
+    let docker = push(
+        &registry,
+        &layout,
+        "v1",
+        "tests/docker-format",
+        &["--format", "v2s2"],
+    );
+    let manifest = registry.manifest("tests/docker-format", "v1");
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let pulled = pull(&store2, &docker, &no_docker_config(&root2)).unwrap();
+    assert_eq!(pulled.diff_ids, image.diff_ids);
+    assert_eq!(pulled.config.cmd, image.config.cmd);
+
     // A digest that does not exist is a clear registry error.
     let missing = format!(
         "{}/tests/busybox@sha256:{}",

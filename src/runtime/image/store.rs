@@ -41,7 +41,15 @@ pub struct Image {
     /// Bytes of the layer blobs as stored (compressed when pulled).
     pub size: u64,
     /// When it was last pulled from a registry; `None` if loaded or imported.
+    /// Shown as Unix seconds.
+    #[serde(serialize_with = "unix_seconds")]
     pub pulled_at: Option<SystemTime>,
+}
+
+fn unix_seconds<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .serialize(s)
 }
 
 /// What [`ImageStore::remove`] did.

@@ -505,7 +505,8 @@ impl ImageStore {
 
     /// Removes a tag, or an image by ID. Removing the last tag of an image
     /// removes the image; its blobs and layers go unless another image
-    /// shares them. `in_use`: IDs containers use.
+    /// shares them. `in_use`: IDs containers use; such an image is refused,
+    /// or with `force` only untagged.
     pub fn remove(
         &self,
         reference: &str,
@@ -538,7 +539,8 @@ impl ImageStore {
                 None => tags.clone(),
             };
             let last = untag.len() == tags.len();
-            if last && in_use.contains(&id) && !force {
+            let used = in_use.contains(&id);
+            if last && used && !force {
                 return Err(ImageError::InUse {
                     image: reference.to_owned(),
                 });
@@ -547,7 +549,11 @@ impl ImageStore {
                 index.tags.remove(&t);
                 report.untagged.push(t);
             }
-            if last {
+            // Forced on an image a container uses: only the names go. Its
+            // layers are that container's overlay lower directories, and
+            // removing them under a mount would break it; `prune` removes
+            // the image once no container uses it.
+            if last && !used {
                 index.images.remove(&id);
                 report.deleted.push(id);
             }

@@ -221,13 +221,21 @@ fn ls_inspect_rm_and_prune() {
     assert!(kept.layers[0].is_dir());
     assert!(!store.has_blob(a.trim()));
 
-    // Without the container, rm removes it and everything it had.
-    std::fs::remove_dir_all(&project).unwrap();
-    let out = run(stack(&root).args(["image", "rm", "other:1"]));
+    // Forced, an image a container uses only loses its name: its layers
+    // are the container's lower directories.
+    let forced = run(stack(&root).args(["image", "rm", "--force", "other:1"]));
     assert!(
-        out.contains("Untagged: docker.io/library/other:1") && out.contains("Deleted: "),
-        "{out}"
+        forced.contains("Untagged: docker.io/library/other:1"),
+        "{forced}"
     );
+    assert!(!forced.contains("Deleted"), "{forced}");
+    let dangling = store.get(&kept.id).unwrap();
+    assert!(dangling.tags.is_empty() && dangling.layers[0].is_dir());
+
+    // Without the container, rm by ID removes it and everything it had.
+    std::fs::remove_dir_all(&project).unwrap();
+    let out = run(stack(&root).args(["image", "rm", &kept.id]));
+    assert_eq!(out.trim(), format!("Deleted: {}", kept.id));
     assert_eq!(
         std::fs::read_dir(store.dir().join("blobs/sha256"))
             .unwrap()

@@ -76,6 +76,23 @@ fn pulls_by_tag_and_by_digest() {
     assert_eq!(by_digest.id, image.id);
     assert!(by_digest.tags.is_empty());
     assert_eq!(store2.get(&repo_digest).unwrap().id, image.id);
+    // Docker's v2 schema 2 media types work the same.
+    let docker = push(
+        &registry,
+        &layout,
+        "v1",
+        "tests/docker-format",
+        &["--format", "v2s2"],
+    );
+    let manifest = registry.manifest("tests/docker-format", "v1");
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let pulled = pull(&store2, &docker, &no_docker_config(&root2)).unwrap();
+    assert_eq!(pulled.diff_ids, image.diff_ids);
+    assert_eq!(pulled.config.cmd, image.config.cmd);
+
     // A digest that does not exist is a clear registry error.
     let missing = format!(
         "{}/tests/busybox@sha256:{}",
@@ -209,13 +226,7 @@ fn a_corrupted_blob_is_rejected_and_not_stored() {
     );
     let reference = push(&registry, &layout, "v1", "tests/corrupt", &[]);
     // Flip bytes of the top layer in the registry's storage, size unchanged.
-    let manifest: serde_json::Value = {
-        let hex = std::fs::read_to_string(registry.dir.path().join(
-            "data/docker/registry/v2/repositories/tests/corrupt/_manifests/tags/v1/current/link",
-        ))
-        .unwrap();
-        serde_json::from_slice(&std::fs::read(registry.blob_file(hex.trim())).unwrap()).unwrap()
-    };
+    let manifest = registry.manifest("tests/corrupt", "v1");
     let layer = manifest["layers"][1]["digest"].as_str().unwrap().to_owned();
     let file = registry.blob_file(&layer);
     let mut bytes = std::fs::read(&file).unwrap();
@@ -355,4 +366,140 @@ fn stack_pull_pulls_the_services_images() {
     let root2 = work.path().join("root2");
     images::run(stack(&root2).arg("-f").arg(&compose).args(["pull", "web"]));
     assert_eq!(ImageStore::open(&root2).unwrap().list().unwrap().len(), 1);
+}
+
+#[test]
+fn gzip_zstd_and_uncompressed_layers_pull_to_the_same_layers() {
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let layout = work.path().join("layout");
+    umoci_image(
+        work.path(),
+        &layout,
+        "v1",
+        "amd64",
+        &[vec![("data", vec![3u8; 10_000])]],
+    );
+    // Re-encode the layers: none (a `dir:` copy, decompressed), then zstd
+    // (skopeo compresses uncompressed layers with the format asked for).
+    let plain = work.path().join("plain");
+    images::skopeo_copy(
+        &layout,
+        "v1",
+        &format!("dir:{}", plain.display()),
+        &["--dest-decompress"],
+    );
+    let zstd = work.path().join("zstd");
+    images::run(std::process::Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "-q",
+        "--dest-compress-format",
+        "zstd",
+        &format!("dir:{}", plain.display()),
+        &format!("oci:{}:v1", zstd.display()),
+    ]));
+    let gz_ref = push(&registry, &layout, "v1", "tests/gzip", &[]);
+    // skopeo re-encodes what it pushes to a registry as gzip: push these
+    // with the registry client itself, layers as they are.
+    let zstd_index = read_json(&zstd.join("index.json"));
+    let zstd_blobs = zstd.join("blobs/sha256");
+    let zstd_manifest = read_json(
+        &zstd_blobs.join(
+            zstd_index["manifests"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:"),
+        ),
+    );
+    push_as_is(&registry, &zstd_manifest, &zstd_blobs, "tests/zstd:v1");
+    let zstd_ref = format!("{}/tests/zstd:v1", registry.host());
+    push_as_is(
+        &registry,
+        &read_json(&plain.join("manifest.json")),
+        &plain,
+        "tests/plain:v1",
+    );
+    let plain_ref = format!("{}/tests/plain:v1", registry.host());
+
+    let media_types = |repo: &str| -> Vec<String> {
+        registry.manifest(repo, "v1")["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["mediaType"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        media_types("tests/gzip")
+            .iter()
+            .all(|m| m.ends_with("gzip"))
+    );
+    assert!(
+        media_types("tests/zstd")
+            .iter()
+            .all(|m| m.ends_with("zstd"))
+    );
+    assert!(
+        media_types("tests/plain")
+            .iter()
+            .all(|m| m.ends_with(".tar")),
+        "{:?}",
+        media_types("tests/plain")
+    );
+
+    let mut diff_ids = Vec::new();
+    for (i, reference) in [gz_ref, zstd_ref, plain_ref].iter().enumerate() {
+        let root = work.path().join(format!("root{i}"));
+        let store = ImageStore::open(&root).unwrap();
+        let image = pull(&store, reference, &no_docker_config(&root)).unwrap();
+        assert_eq!(
+            std::fs::read(image.layers[1].join("data")).unwrap(),
+            vec![3u8; 10_000],
+            "{reference}"
+        );
+        diff_ids.push(image.diff_ids);
+    }
+    assert_eq!(diff_ids[0], diff_ids[1]);
+    assert_eq!(diff_ids[0], diff_ids[2]);
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Pushes the image `manifest` describes, its blobs named by hex digest in
+/// `blobs`, with each layer's media type and bytes unchanged.
+fn push_as_is(registry: &Registry, manifest: &serde_json::Value, blobs: &Path, name: &str) {
+    use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+    let blob = |d: &serde_json::Value| {
+        std::fs::read(blobs.join(d["digest"].as_str().unwrap().trim_start_matches("sha256:")))
+            .unwrap()
+    };
+    let layers: Vec<ImageLayer> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| ImageLayer::new(blob(l), l["mediaType"].as_str().unwrap().to_owned(), None))
+        .collect();
+    let config = Config::new(
+        blob(&manifest["config"]),
+        "application/vnd.oci.image.config.v1+json".into(),
+        None,
+    );
+    let client = oci_client::Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..Default::default()
+    });
+    let reference: oci_client::Reference = format!("{}/{name}", registry.host()).parse().unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client.push(
+            &reference,
+            &layers,
+            config,
+            &oci_client::secrets::RegistryAuth::Anonymous,
+            None,
+        ))
+        .unwrap();
 }

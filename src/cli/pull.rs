@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::sync::Mutex;
 
 use anyhow::Context as _;
 
@@ -107,8 +108,14 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Progress lines on standard error, one per layer step.
+/// Progress on standard error: a line per layer step and, on a terminal,
+/// a running byte count per image that rewrites itself.
 pub(super) fn printer(quiet: bool) -> impl Fn(PullEvent) + Send + Sync {
+    use std::io::IsTerminal as _;
+    let tty = std::io::stderr().is_terminal();
+    // Bytes received per layer, and the sizes announced per image; pulls
+    // of several images report through the same printer.
+    let state: Mutex<(BTreeMap<String, u64>, u64)> = Mutex::new((BTreeMap::new(), 0));
     move |event| {
         if quiet {
             return;
@@ -119,30 +126,48 @@ pub(super) fn printer(quiet: bool) -> impl Fn(PullEvent) + Send + Sync {
                 .take(12)
                 .collect::<String>()
         };
+        let mb = |n: u64| n as f64 / 1e6;
+        let mut state = state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let line = match event {
             PullEvent::Resolved {
                 reference,
                 manifest,
                 layers,
+                size,
             } => {
+                state.1 += size;
                 format!(
-                    "{reference}: manifest {} ({layers} layers)",
-                    short(&manifest)
+                    "{reference}: manifest {} ({layers} layers, {:.1} MB)",
+                    short(&manifest),
+                    mb(size)
                 )
             }
-            PullEvent::LayerCached { digest, .. } => {
+            PullEvent::LayerCached { digest, size } => {
+                state.0.insert(digest.clone(), size);
                 format!("  {}: already present", short(&digest))
             }
             PullEvent::LayerDownloaded { digest, size } => {
-                format!(
-                    "  {}: downloaded {:.1} MB",
-                    short(&digest),
-                    size as f64 / 1e6
-                )
+                state.0.insert(digest.clone(), size);
+                format!("  {}: downloaded {:.1} MB", short(&digest), mb(size))
             }
             PullEvent::LayerUnpacked { digest } => format!("  {}: unpacked", short(&digest)),
-            PullEvent::LayerProgress { .. } => return,
+            PullEvent::LayerProgress { digest, done, .. } => {
+                state.0.insert(digest, done);
+                if tty {
+                    let done: u64 = state.0.values().sum();
+                    let _ = write!(
+                        std::io::stderr(),
+                        "\r\x1b[K  {:.1} / {:.1} MB",
+                        mb(done),
+                        mb(state.1)
+                    );
+                }
+                return;
+            }
         };
-        let _ = writeln!(std::io::stderr(), "{line}");
+        let clear = if tty { "\r\x1b[K" } else { "" };
+        let _ = writeln!(std::io::stderr(), "{clear}{line}");
     }
 }

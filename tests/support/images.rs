@@ -111,6 +111,15 @@ impl Registry {
             .count()
     }
 
+    /// The manifest the registry stores for `repo:tag`.
+    pub fn manifest(&self, repo: &str, tag: &str) -> serde_json::Value {
+        let link = self.dir.path().join(format!(
+            "data/docker/registry/v2/repositories/{repo}/_manifests/tags/{tag}/current/link"
+        ));
+        let digest = std::fs::read_to_string(link).unwrap();
+        serde_json::from_slice(&std::fs::read(self.blob_file(digest.trim())).unwrap()).unwrap()
+    }
+
     /// The file a blob is stored in.
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");

@@ -107,7 +107,9 @@ pub enum ImageError {
         reference: String,
         media_type: String,
     },
-    #[error("registry error for `{reference}`: {why}")]
+    #[error(
+        "registry error for `{reference}`: {why}; check the name, that the registry is reachable, and your credentials"
+    )]
     Registry { reference: String, why: String },
     #[error(
         "the registry refused the credentials for `{reference}` ({why}); check them with `docker login {registry}`"

@@ -50,11 +50,13 @@ pub struct PullOptions {
 /// What a pull is doing, for a progress display.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullEvent {
-    /// The manifest is known: its digest and how many layers it has.
+    /// The manifest is known: its digest, how many layers it has and their
+    /// total size as stored in the registry.
     Resolved {
         reference: String,
         manifest: String,
         layers: usize,
+        size: u64,
     },
     /// This layer is already in the store.
     LayerCached { digest: String, size: u64 },
@@ -171,9 +173,25 @@ fn registry_error(reference: &ImageRef, e: oci_client::errors::OciDistributionEr
         },
         other => ImageError::Registry {
             reference: reference.to_string(),
-            why: other.to_string(),
+            why: with_causes(&other),
         },
     }
+}
+
+/// An error and its causes on one line: reqwest's top-level message
+/// ("error sending request") says nothing without them.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl ImageStore {
@@ -207,6 +225,8 @@ impl ImageStore {
             // stack chooses among index entries itself (variants, errors
             // that list what is available).
             platform_resolver: None,
+            // An unreachable registry fails instead of hanging a deploy.
+            connect_timeout: Some(std::time::Duration::from_secs(30)),
             ..Default::default()
         });
         let auth = credentials.to_oci();
@@ -253,6 +273,11 @@ impl ImageStore {
             reference: shown.clone(),
             manifest: manifest_digest.clone(),
             layers: manifest.layers.len(),
+            size: manifest
+                .layers
+                .iter()
+                .map(|l| u64::try_from(l.size).unwrap_or(0))
+                .sum(),
         });
 
         let config_bytes = if self.has_blob(&config_desc.digest) {

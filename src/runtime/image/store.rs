@@ -41,7 +41,15 @@ pub struct Image {
     /// Bytes of the layer blobs as stored (compressed when pulled).
     pub size: u64,
     /// When it was last pulled from a registry; `None` if loaded or imported.
+    /// Shown as Unix seconds.
+    #[serde(serialize_with = "unix_seconds")]
     pub pulled_at: Option<SystemTime>,
+}
+
+fn unix_seconds<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .serialize(s)
 }
 
 /// What [`ImageStore::remove`] did.
@@ -497,7 +505,8 @@ impl ImageStore {
 
     /// Removes a tag, or an image by ID. Removing the last tag of an image
     /// removes the image; its blobs and layers go unless another image
-    /// shares them. `in_use`: IDs containers use.
+    /// shares them. `in_use`: IDs containers use; such an image is refused,
+    /// or with `force` only untagged.
     pub fn remove(
         &self,
         reference: &str,
@@ -530,7 +539,8 @@ impl ImageStore {
                 None => tags.clone(),
             };
             let last = untag.len() == tags.len();
-            if last && in_use.contains(&id) && !force {
+            let used = in_use.contains(&id);
+            if last && used && !force {
                 return Err(ImageError::InUse {
                     image: reference.to_owned(),
                 });
@@ -539,7 +549,11 @@ impl ImageStore {
                 index.tags.remove(&t);
                 report.untagged.push(t);
             }
-            if last {
+            // Forced on an image a container uses: only the names go. Its
+            // layers are that container's overlay lower directories, and
+            // removing them under a mount would break it; `prune` removes
+            // the image once no container uses it.
+            if last && !used {
                 index.images.remove(&id);
                 report.deleted.push(id);
             }

@@ -11,9 +11,9 @@
 //! has, the networks, volumes and images that exist. A recorded object that
 //! is gone is planned again.
 //!
-//! Field-level diffs need the revision a container was created at, which
-//! only the project's lock can read today; `plan` takes the lock for that
-//! read only when it is free, and otherwise explains changes by hash.
+//! Field-level diffs need the revision a container was created at; kept
+//! revisions are read without the lock (they are written once, atomically),
+//! so `plan` explains changes field by field even while a watcher runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -112,28 +112,19 @@ fn history(store: &Store, record: &ProjectRecord) -> BTreeMap<u64, Value> {
     let mut wanted: BTreeSet<u64> = record.containers.values().map(|c| c.revision).collect();
     wanted.insert(record.revision);
     wanted.remove(&0);
-    let mut out = BTreeMap::new();
-    // Revisions can only be read under the lock today. Take it only when
-    // free, and only for this read; when another stack process holds it,
-    // the plan explains changes by hash instead of field by field.
-    let Ok(lock) = store.lock(&record.project) else {
-        return out;
-    };
     // The latest revision too: the plan applies the one after it.
-    if let Some(&latest) = lock
-        .revisions()
+    if let Some(&latest) = store
+        .revisions(&record.project)
         .ok()
         .and_then(|r| r.last().copied())
         .as_ref()
     {
         wanted.insert(latest);
     }
-    for n in wanted {
-        if let Ok(Some(r)) = lock.revision(n) {
-            out.insert(n, r.stack);
-        }
-    }
-    out
+    wanted
+        .into_iter()
+        .filter_map(|n| Some((n, store.revision(&record.project, n).ok()??.stack)))
+        .collect()
 }
 
 /// The plan for humans (in run order, with reasons and changes) or as JSON.

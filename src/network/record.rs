@@ -108,11 +108,5 @@ pub(crate) fn save(root: &Path, record: &NetworksRecord) -> Result<(), NetworkEr
     // than the whole attach. Losing the last change in a power cut is
     // harmless: the host objects carry their labels (interface alias, link
     // group, table name), and `down` removes by those too.
-    let tmp = dir.join(format!(
-        ".{}.json.tmp-{}",
-        record.project,
-        std::process::id()
-    ));
-    fs::write(&tmp, &bytes).map_err(NetworkError::io("write", &tmp))?;
-    fs::rename(&tmp, &p).map_err(NetworkError::io("rename into place", &p))
+    crate::state::replace_file(&p, &bytes).map_err(NetworkError::io("write", &p))
 }

@@ -33,6 +33,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     result
 }
 
+/// Replaces `path` with `bytes` by writing a temporary file beside it and
+/// renaming it over, *without* fsync: a reader never sees half a file, but
+/// a power cut may lose the change. For records that describe what does not
+/// survive a host crash anyway (container processes, veths), where the
+/// flushes would cost more than the work they record.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +69,16 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["state.json"]);
+    }
+
+    #[test]
+    fn replace_file_swaps_content_without_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("record.json");
+        replace_file(&path, b"one").unwrap();
+        replace_file(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

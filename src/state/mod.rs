@@ -17,7 +17,7 @@ mod atomic;
 mod records;
 mod store;
 
-pub use atomic::write_atomic;
+pub use atomic::{replace_file, write_atomic};
 pub use records::{ContainerRecord, ObjectRecord, ProjectRecord, RevisionRecord};
 pub use store::{ProjectLock, Store};
 

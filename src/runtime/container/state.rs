@@ -101,16 +101,7 @@ impl State {
 /// reports such containers dead). Skipping the flushes saves several
 /// milliseconds per container start.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), ContainerError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(ContainerError::io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ContainerError::io("replace", path)(e)
-    })
+    crate::state::replace_file(path, bytes).map_err(ContainerError::io("replace", path))
 }
 
 pub fn now_ms() -> u64 {

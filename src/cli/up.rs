@@ -276,8 +276,12 @@ pub fn watcher(global: &Global, args: &UpArgs) -> ExitCode {
         let result = tokio()?.block_on(watch_loop(global, args, &project.stack, &project.env));
         // Gone before the lock is released: whoever waits for us finds no file.
         let _ = std::fs::remove_file(&path);
-        let _ = std::fs::remove_file(dir.join(format!("{}.log", project.stack.name)));
-        let _ = std::fs::remove_dir(&dir);
+        // A failed watcher keeps its log: it is where `up -d` and the user
+        // read why it stopped.
+        if result.is_ok() {
+            let _ = std::fs::remove_file(dir.join(format!("{}.log", project.stack.name)));
+            let _ = std::fs::remove_dir(&dir);
+        }
         drop(file);
         result
     };

@@ -5,146 +5,23 @@
 //! `down -v`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const STACK: &str = env!("CARGO_BIN_EXE_stack");
+#[path = "support/e2e.rs"]
+mod e2e;
 
-fn skip() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let busybox = Path::new("/bin/busybox").exists();
-    if !root || !busybox {
-        eprintln!(
-            "SKIPPED: needs root and /bin/busybox (Debian's busybox-static); `.ci/run` installs it"
-        );
-        return true;
-    }
-    false
-}
-
-/// Runs `stack --root ROOT -f FILE ARGS...`.
-fn stack(root: &Path, file: &Path, args: &[&str]) -> Output {
-    Command::new(STACK)
-        .arg("--root")
-        .arg(root)
-        .arg("-f")
-        .arg(file)
-        .args(args)
-        .output()
-        .expect("stack runs")
-}
-
-fn ok(o: Output, what: &str) -> String {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{what} failed: {}\nstdout: {out}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
-
-/// Takes the stack down and the directory away, even when the test fails.
-struct Guard {
-    root: PathBuf,
-    file: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = stack(&self.root, &self.file, &["down", "-v"]);
-    }
-}
-
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "etc", "tmp", "srv"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-        }
-    }
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    )
-    .unwrap();
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    for f in ["hosts", "resolv.conf", "hostname"] {
-        std::fs::write(rootfs.join("etc").join(f), "").unwrap();
-    }
-    rootfs
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// GET / on 127.0.0.1:port, raw HTTP.
-fn fetch(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.contains("200 OK").then_some(text)
-}
-
-fn eventually<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn exec(root: &Path, container: &str, cmd: &[&str]) -> Output {
-    Command::new(STACK)
-        .arg("--root")
-        .arg(root)
-        .args(["runtime", "exec", container, "--"])
-        .args(cmd)
-        .output()
-        .unwrap()
-}
-
-fn container_pid(root: &Path, container: &str) -> Option<i64> {
-    let o = Command::new(STACK)
-        .arg("--root")
-        .arg(root)
-        .args(["runtime", "state", container])
-        .output()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
-    (v["status"] == "running").then(|| v["pid"].as_i64())?
-}
+use e2e::{Project, eventually, fetch, free_port};
 
 #[test]
 fn a_stack_comes_up_answers_heals_and_goes_down_leaving_nothing() {
-    if skip() {
+    if !e2e::can_run() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    let project = format!("updown{}", std::process::id());
     let port = free_port();
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"name: {project}
+    let p = Project::new(
+        "updown",
+        &format!(
+            r#"name: {{project}}
 services:
   web:
     image: localhost/busybox:latest
@@ -172,29 +49,12 @@ configs:
     content: hello-config
 "#
         ),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("token.txt"), "s3cret").unwrap();
-    let guard = Guard {
-        root: root.clone(),
-        file: file.clone(),
-        _dir: dir,
-    };
-    let rootfs = busybox_rootfs(guard._dir.path());
-    ok(
-        Command::new(STACK)
-            .arg("--root")
-            .arg(&root)
-            .args(["image", "import"])
-            .arg(&rootfs)
-            .args(["localhost/busybox:latest", "-c", r#"CMD ["sh"]"#])
-            .output()
-            .unwrap(),
-        "image import",
     );
+    p.write("token.txt", "s3cret");
+    let (root, project) = (p.root.clone(), p.name.clone());
 
-    ok(stack(&root, &file, &["up", "-d"]), "up -d");
-    let ps = ok(stack(&root, &file, &["ps"]), "ps");
+    p.ok(&["up", "-d"]);
+    let ps = p.ok(&["ps"]);
     assert!(ps.contains(&format!("{project}-web-1")), "{ps}");
     assert!(ps.contains(&format!("127.0.0.1:{port}->8080/tcp")), "{ps}");
 
@@ -202,7 +62,7 @@ configs:
     let page = eventually(
         "the page on the published port",
         Duration::from_secs(10),
-        || fetch(port),
+        || fetch(port, "/"),
     );
     assert!(page.contains("hello-from-web"), "{page}");
 
@@ -210,17 +70,13 @@ configs:
     let client = format!("{project}-client-1");
     let web = format!("{project}-web-1");
     let answer = eventually("web resolved by DNS", Duration::from_secs(10), || {
-        let o = exec(&root, &client, &["nslookup", "web"]);
+        let o = p.exec(&client, &["nslookup", "web"]);
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
         (o.status.success() && text.contains("Address")).then_some(text)
     });
     assert!(answer.contains("Name:"), "{answer}");
     let got = eventually("the page by service name", Duration::from_secs(10), || {
-        let o = exec(
-            &root,
-            &client,
-            &["wget", "-q", "-O", "-", "http://web:8080/"],
-        );
+        let o = p.exec(&client, &["wget", "-q", "-O", "-", "http://web:8080/"]);
         o.status
             .success()
             .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -228,23 +84,23 @@ configs:
     assert!(got.contains("hello-from-web"), "{got}");
 
     // Secrets and configs are files, mounted read-only; tmpfs is a tmpfs.
-    let o = exec(&root, &web, &["cat", "/run/secrets/token", "/etc/greeting"]);
+    let o = p.exec(&web, &["cat", "/run/secrets/token", "/etc/greeting"]);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
         "s3crethello-config",
         "{o:?}"
     );
-    let o = exec(&root, &web, &["sh", "-c", "echo x > /run/secrets/token"]);
+    let o = p.exec(&web, &["sh", "-c", "echo x > /run/secrets/token"]);
     assert!(!o.status.success(), "a secret is read-only");
-    let o = exec(&root, &web, &["grep", " /scratch tmpfs ", "/proc/mounts"]);
+    let o = p.exec(&web, &["grep", " /scratch tmpfs ", "/proc/mounts"]);
     assert!(o.status.success(), "{o:?}");
 
     // A named volume's data survives down and up.
-    let o = exec(&root, &web, &["sh", "-c", "echo kept > /data/keep"]);
+    let o = p.exec(&web, &["sh", "-c", "echo kept > /data/keep"]);
     assert!(o.status.success(), "{o:?}");
-    ok(stack(&root, &file, &["down"]), "down");
-    ok(stack(&root, &file, &["up", "-d"]), "up -d again");
-    let o = exec(&root, &web, &["cat", "/data/keep"]);
+    p.ok(&["down"]);
+    p.ok(&["up", "-d"]);
+    let o = p.exec(&web, &["cat", "/data/keep"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "kept", "{o:?}");
 
     // Killed: the watcher starts it again (and applies no new revision).
@@ -254,46 +110,26 @@ configs:
             .unwrap_or(0)
     };
     let kept = revisions();
-    let before = eventually("web's pid", Duration::from_secs(5), || {
-        container_pid(&root, &web)
-    });
+    let before = eventually("web's pid", Duration::from_secs(5), || p.pid(&web));
     // SAFETY: kill has no memory effects; the pid is the container's init, which we started.
     unsafe { libc::kill(before as i32, libc::SIGKILL) };
     let after = eventually(
         "web restarted by the watcher",
         Duration::from_secs(15),
-        || container_pid(&root, &web).filter(|p| *p != before),
+        || p.pid(&web).filter(|p| *p != before),
     );
     assert_ne!(before, after);
     assert_eq!(revisions(), kept, "a restart is not a new revision");
     eventually(
         "the page after the restart",
         Duration::from_secs(10),
-        || fetch(port),
+        || fetch(port, "/"),
     );
 
     // down -v: nothing of the project is left.
-    ok(stack(&root, &file, &["down", "-v"]), "down -v");
-    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
-    let links = String::from_utf8_lossy(&links.stdout);
-    assert!(
-        !links.contains(&format!("stack:{project}:")),
-        "links left: {links}"
-    );
-    let nft = Command::new("nft").args(["list", "tables"]).output();
-    if let Ok(nft) = nft {
-        let tables = String::from_utf8_lossy(&nft.stdout);
-        assert!(!tables.contains(&format!("stack-{project}")), "{tables}");
-    }
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    assert!(
-        !mounts.contains(root.to_str().unwrap()),
-        "mounts left: {mounts}"
-    );
-    for controller in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let p = controller.path().join("stack").join(&project);
-        assert!(!p.exists(), "cgroup left: {}", p.display());
-    }
+    p.ok(&["down", "-v"]);
+    let left = p.leftovers();
+    assert!(left.is_empty(), "left on the host: {left:?}");
     // The state root holds only the image store, the project's revision
     // history (kept on purpose: `rollback` and the next revision number
     // need it) with its lock file, and the host-wide IPAM lock.
@@ -313,15 +149,7 @@ configs:
             .exists(),
         "the named volume is gone after down -v"
     );
-    let watchers = Command::new("pgrep")
-        .args(["-f", &format!("{} .*watch", root.display())])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&watchers.stdout).trim().is_empty(),
-        "a watcher is still running"
-    );
-    drop(guard);
+    drop(p);
 }
 
 fn collect_files(dir: &Path, skip: &Path, out: &mut Vec<PathBuf>) {

@@ -1,0 +1,258 @@
+//! Helpers for end-to-end tests that drive the `stack` binary as a user
+//! would (root, real): a project in its own temporary directory and state
+//! root, with the busybox test image imported as `localhost/busybox:latest`,
+//! taken down with `down -v` when the test ends, even when it fails.
+//!
+//! Every project gets a unique name (its tag and the test process's pid),
+//! so tests can run in parallel on one kernel; ports come from
+//! [`free_port`].
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const STACK: &str = env!("CARGO_BIN_EXE_stack");
+
+/// The test image every project gets.
+pub const IMAGE: &str = "localhost/busybox:latest";
+
+/// Whether end-to-end tests can run: root and Debian's busybox-static.
+/// On CI their absence is a failure, not a skip.
+pub fn can_run() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let busybox = Path::new("/bin/busybox").exists();
+    if !root || !busybox {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "end-to-end tests must run on CI: run as root with busybox-static installed"
+        );
+        eprintln!(
+            "SKIPPED: needs root and /bin/busybox (Debian's busybox-static); `.ci/run` installs it"
+        );
+        return false;
+    }
+    true
+}
+
+/// A busybox root filesystem in `dir`.
+pub fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "etc", "tmp", "srv", "root"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
+        }
+    }
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    for f in ["hosts", "resolv.conf", "hostname"] {
+        std::fs::write(rootfs.join("etc").join(f), "").unwrap();
+    }
+    rootfs
+}
+
+/// One project under test: a directory holding `compose.yaml` (and any
+/// file the test adds), a state root inside it, and the test image.
+pub struct Project {
+    /// The project's name (`<tag><pid>`), also its `name:` in the file.
+    pub name: String,
+    pub root: PathBuf,
+    pub file: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A project named `<tag><pid>` whose file is `yaml` with every
+    /// `{project}` replaced by that name (the file should say
+    /// `name: {project}`). The test image is imported into its state root.
+    pub fn new(tag: &str, yaml: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("{tag}{}", std::process::id());
+        let root = dir.path().join("root");
+        let file = dir.path().join("compose.yaml");
+        std::fs::write(&file, yaml.replace("{project}", &name)).unwrap();
+        let p = Project {
+            name,
+            root,
+            file,
+            dir,
+        };
+        let rootfs = busybox_rootfs(p.dir.path());
+        ok(
+            Command::new(STACK)
+                .arg("--root")
+                .arg(&p.root)
+                .args(["image", "import"])
+                .arg(&rootfs)
+                .args([IMAGE, "-c", r#"CMD ["sh"]"#])
+                .output()
+                .unwrap(),
+            "image import",
+        );
+        p
+    }
+
+    /// The project's directory (where `compose.yaml` is).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file next to `compose.yaml`.
+    pub fn write(&self, name: &str, text: &str) {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Replaces the stack file (with `{project}` substituted).
+    pub fn rewrite(&self, yaml: &str) {
+        std::fs::write(&self.file, yaml.replace("{project}", &self.name)).unwrap();
+    }
+
+    /// `stack --root ROOT -f FILE`, ready for more arguments.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(STACK);
+        c.arg("--root").arg(&self.root).arg("-f").arg(&self.file);
+        c
+    }
+
+    /// Runs `stack ... ARGS` and returns its output, whatever the status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("stack runs")
+    }
+
+    /// Runs `stack ... ARGS`, asserts success and returns standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        ok(self.run(args), &args.join(" "))
+    }
+
+    /// The container `<project>-<service>-<n>`.
+    pub fn container(&self, service: &str, n: u32) -> String {
+        format!("{}-{service}-{n}", self.name)
+    }
+
+    /// Runs CMD in a container through the runtime (not `stack exec`).
+    pub fn exec(&self, container: &str, cmd: &[&str]) -> Output {
+        Command::new(STACK)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["runtime", "exec", container, "--"])
+            .args(cmd)
+            .output()
+            .unwrap()
+    }
+
+    /// The host pid of a running container's process.
+    pub fn pid(&self, container: &str) -> Option<i64> {
+        let o = Command::new(STACK)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["runtime", "state", container])
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        (v["status"] == "running").then(|| v["pid"].as_i64())?
+    }
+
+    /// What of the project is left on the host: links, nftables tables,
+    /// mounts under the state root, cgroups, watcher processes. Empty
+    /// after a complete `down`.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+        for l in String::from_utf8_lossy(&links.stdout).lines() {
+            if l.contains(&format!("stack:{}:", self.name)) {
+                left.push(format!("link: {l}"));
+            }
+        }
+        if let Ok(nft) = Command::new("nft").args(["list", "tables"]).output() {
+            for l in String::from_utf8_lossy(&nft.stdout).lines() {
+                if l.trim_end().ends_with(&format!("stack-{}", self.name)) {
+                    left.push(format!("nft: {l}"));
+                }
+            }
+        }
+        let root = self.root.to_string_lossy().into_owned();
+        for l in std::fs::read_to_string("/proc/mounts").unwrap().lines() {
+            if l.contains(&root) {
+                left.push(format!("mount: {l}"));
+            }
+        }
+        for controller in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let p = controller.path().join("stack").join(&self.name);
+            if p.exists() {
+                left.push(format!("cgroup: {}", p.display()));
+            }
+        }
+        let watchers = Command::new("pgrep")
+            .args(["-f", &format!("{root} .*watch")])
+            .output()
+            .unwrap();
+        for pid in String::from_utf8_lossy(&watchers.stdout).lines() {
+            left.push(format!("watcher process: {pid}"));
+        }
+        left
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "-v", "-t", "0"]);
+        let _ = self.run(&["down", "-v"]);
+    }
+}
+
+/// Asserts that a command succeeded and returns its standard output.
+pub fn ok(o: Output, what: &str) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{what} failed: {}\nstdout: {out}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// GET `path` on 127.0.0.1:port, raw HTTP; the response when it is 200.
+pub fn fetch(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.contains("200 OK").then_some(text)
+}
+
+/// Polls `f` every 100 ms until it gives a value; fails the test after `limit`.
+pub fn eventually<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -798,7 +798,9 @@ fn status_of(
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default();
-            if probe_now {
+            // A frozen container cannot run its probe (the probe would
+            // freeze too, and the watcher with it).
+            if probe_now && state.status != container::Status::Paused {
                 let ok = run_probe(runtime, id, &probe);
                 let now = container::state::now_ms();
                 if ok {
@@ -1156,9 +1158,20 @@ impl Runtime for LinuxHost {
     async fn stop(&self, name: &str, timeout: Option<Duration>) -> Result<(), BackendError> {
         let runtime = self.runtime.clone();
         let id = name.to_string();
-        blocking(move || match runtime.stop(&id, timeout) {
-            Ok(_) | Err(ContainerError::NotRunning(_)) | Err(ContainerError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e.into()),
+        blocking(move || {
+            // A frozen process cannot act on the stop signal, nor die of SIGKILL.
+            if runtime
+                .state(&id)
+                .is_ok_and(|s| s.status == container::Status::Paused)
+            {
+                runtime.resume(&id)?;
+            }
+            match runtime.stop(&id, timeout) {
+                Ok(_) | Err(ContainerError::NotRunning(_)) | Err(ContainerError::NotFound(_)) => {
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
         })
         .await?;
         Ok(())

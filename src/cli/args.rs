@@ -85,6 +85,38 @@ pub enum Command {
     /// The project's watcher (started by `up -d`).
     #[command(hide = true)]
     Watch(UpArgs),
+    /// Run a command in a running container of a service.
+    Exec(ExecArgs),
+    /// Run a one-off command in a new container of a service.
+    Run(RunArgs),
+    /// Start the services' existing containers.
+    Start(ServicesArgs),
+    /// Stop the services' containers (the watcher leaves them stopped).
+    Stop(StopArgs),
+    /// Restart the services' containers.
+    Restart(StopArgs),
+    /// Send a signal to the services' containers (default: SIGKILL).
+    Kill(KillArgs),
+    /// Freeze every process of the services' containers.
+    Pause(ServicesArgs),
+    /// Thaw paused containers.
+    Unpause(ServicesArgs),
+    /// Remove the services' stopped containers.
+    Rm(RmArgs),
+    /// Show the processes running in the services' containers.
+    Top(ServicesArgs),
+    /// Show the containers' CPU, memory and process usage.
+    Stats(StatsArgs),
+    /// Print the host address a container port is published on.
+    Port(PortArgs),
+    /// List the images the project's containers use.
+    Images(ImagesArgs),
+    /// List every project on this host with its status.
+    Ls(LsArgs),
+    /// Print stack's version.
+    Version(VersionArgs),
+    /// Print a systemd unit that brings the project up at boot.
+    Systemd(SystemdArgs),
     /// Low-level container runtime access (for tests and benchmarks).
     #[command(hide = true)]
     Runtime {
@@ -192,13 +224,316 @@ pub struct PsArgs {
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
 
-    /// Also containers that are not running.
+    /// Also stopped containers and one-off containers of `stack run`.
     #[arg(short, long)]
     pub all: bool,
 
     /// Only the container names.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Only the service names.
+    #[arg(long = "services")]
+    pub list_services: bool,
+
+    /// Only containers in this state (repeatable): created, running,
+    /// paused, restarting, removing, exited, dead.
+    #[arg(long, value_enum, value_name = "STATUS")]
+    pub status: Vec<PsStatus>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+/// A container state for `ps --status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PsStatus {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+/// `-i`, compose's default: stdin is kept open (`--interactive=false` to close it).
+#[derive(Debug, Clone, Args)]
+pub struct StdinArgs {
+    /// Keep standard input attached (default; `--interactive=false` detaches it).
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub interactive: bool,
+
+    /// Allocate a pseudo-terminal (default when standard input is a terminal).
+    #[arg(short, long, conflicts_with = "no_tty")]
+    pub tty: bool,
+
+    /// Do not allocate a pseudo-terminal.
+    #[arg(short = 'T', long)]
+    pub no_tty: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// Run the command in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+
+    #[command(flatten)]
+    pub stdin: StdinArgs,
+
+    /// Run as this user (`name`, `uid`, `uid:gid`).
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Set an environment variable (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Working directory inside the container.
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// Which replica of the service (default: 1).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub index: u32,
+
+    /// Accepted for compatibility: stack's exec never escalates privileges.
+    #[arg(long, hide = true)]
+    pub privileged: bool,
+
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+
+    /// The command and its arguments.
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Run in the background and print the container's name.
+    #[arg(short, long)]
+    pub detach: bool,
+
+    #[command(flatten)]
+    pub stdin: StdinArgs,
+
+    /// Set an environment variable (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Publish a port (repeatable), as in `ports:` (`8080:80`, `127.0.0.1::80`).
+    /// `-p` after `run` means this, as in compose (before it: --project-name).
+    #[arg(long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+
+    /// Publish the service's own ports too.
+    #[arg(short = 'P', long)]
+    pub service_ports: bool,
+
+    /// Do not start the service's dependencies.
+    #[arg(long)]
+    pub no_deps: bool,
+
+    /// Override the image's entrypoint (a command line, split on spaces).
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+
+    /// Name of the container (default: `<project>-<service>-run-<id>`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Run as this user (`name`, `uid`, `uid:gid`).
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Working directory inside the container.
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// Mount a volume or bind (repeatable), as in `volumes:`.
+    #[arg(short, long = "volume", value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+
+    /// Add a label (repeatable).
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+
+    /// The command and its arguments (default: the service's).
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// Commands that act on services' containers.
+#[derive(Debug, Clone, Args)]
+pub struct ServicesArgs {
+    /// Only these services (default: all).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StopArgs {
+    /// Seconds to wait for a container to stop before killing it
+    /// (default: its stop_grace_period, else 10).
+    #[arg(short, long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
+    /// Only these services (default: all).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KillArgs {
+    /// The signal (`SIGTERM`, `TERM`, `15`).
+    #[arg(short, long, default_value = "SIGKILL", value_name = "SIGNAL")]
+    pub signal: String,
+
+    /// Also remove containers of services that are no longer in the file.
+    #[arg(long)]
+    pub remove_orphans: bool,
+
+    /// Only these services (default: all).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RmArgs {
+    /// Do not ask (stack never asks; accepted for compatibility). `-f`
+    /// after `rm` means this, as in compose (before it: --file).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Stop the containers first, if they run.
+    #[arg(short, long)]
+    pub stop: bool,
+
+    /// Also remove the containers' anonymous volumes (always done).
+    #[arg(short, long)]
+    pub volumes: bool,
+
+    /// Only these services (default: all).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    /// Print one sample and exit.
+    #[arg(long)]
+    pub no_stream: bool,
+
+    /// Also containers that are not running.
+    #[arg(short, long)]
+    pub all: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+
+    /// Only these services (default: all).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+/// `tcp` or `udp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PortArgs {
+    /// The port's protocol.
+    #[arg(long, value_enum, default_value_t = Protocol::Tcp)]
+    pub protocol: Protocol,
+
+    /// Which replica of the service (default: 1).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub index: u32,
+
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+
+    /// The port inside the container.
+    #[arg(value_name = "PRIVATE_PORT")]
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImagesArgs {
+    /// Only the image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+
+    /// Only these services (default: all).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LsArgs {
+    /// Also projects with no running container.
+    #[arg(short, long)]
+    pub all: bool,
+
+    /// Only the project names.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VersionArgs {
+    /// Only the version number.
+    #[arg(long)]
+    pub short: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = VersionFormat::Pretty)]
+    pub format: VersionFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VersionFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SystemdArgs {
+    /// A unit for the user's service manager (`systemctl --user`).
+    #[arg(long)]
+    pub user: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,15 +5,28 @@
 //! 2 the command line is wrong; 3 the stack file is invalid.
 
 pub mod args;
+mod attach;
 mod config;
+mod containers;
 mod down;
+mod exec;
 mod generate;
 mod image;
+mod images;
+mod lifecycle;
+mod ls;
 mod plan;
+mod port;
+mod ps;
 mod pull;
 pub mod render;
+mod run;
 pub mod runtime;
+mod stats;
+mod systemd;
+mod top;
 mod up;
+mod version;
 mod volume;
 
 use std::io::Write;
@@ -30,7 +43,7 @@ pub const EXIT_INVALID_STACK: u8 = 3;
 
 /// Runs stack with the process's arguments and environment.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(compose_shorts(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -54,7 +67,23 @@ pub fn main() -> ExitCode {
         args::Command::Down(a) => return down::main(&cli.global, a),
         args::Command::Up(a) => return up::up(&cli.global, a),
         args::Command::Watch(a) => return up::watcher(&cli.global, a),
-        args::Command::Ps(a) => return up::ps(&cli.global, a),
+        args::Command::Ps(a) => ps::run(&cli.global, a),
+        args::Command::Exec(a) => return exec::main(&cli.global, a),
+        args::Command::Run(a) => return run::main(&cli.global, a),
+        args::Command::Start(a) => lifecycle::start(&cli.global, a),
+        args::Command::Stop(a) => lifecycle::stop(&cli.global, a),
+        args::Command::Restart(a) => lifecycle::restart(&cli.global, a),
+        args::Command::Kill(a) => lifecycle::kill(&cli.global, a),
+        args::Command::Pause(a) => lifecycle::pause(&cli.global, a, true),
+        args::Command::Unpause(a) => lifecycle::pause(&cli.global, a, false),
+        args::Command::Rm(a) => lifecycle::rm(&cli.global, a),
+        args::Command::Top(a) => top::run(&cli.global, a),
+        args::Command::Stats(a) => stats::run(&cli.global, a),
+        args::Command::Port(a) => port::run(&cli.global, a),
+        args::Command::Images(a) => images::run(&cli.global, a),
+        args::Command::Ls(a) => ls::run(&cli.global, a),
+        args::Command::Version(a) => version::run(a),
+        args::Command::Systemd(a) => systemd::run(&cli.global, a),
         args::Command::Pull(a) => pull::run(&cli.global, a),
         args::Command::Image { command } => image::run(&cli.global, command),
         args::Command::Runtime { command } => {
@@ -71,6 +100,96 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => ExitCode::from(report(failure)),
     }
+}
+
+/// Gives `-p` after `run` and `-f` after `rm` compose's meanings
+/// (`--publish`, `--force`): in compose, a subcommand's own short flag
+/// wins over the global one of the same letter, which clap cannot express.
+fn compose_shorts(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    // Global flags that take a value, to find the subcommand.
+    const GLOBAL_VALUES: [&str; 8] = [
+        "-f",
+        "--file",
+        "-p",
+        "--project-name",
+        "--project-directory",
+        "--env-file",
+        "--profile",
+        "--root",
+    ];
+    // Flags of `run` that take a value, to find its SERVICE.
+    const RUN_VALUES: [&str; 18] = [
+        "-e",
+        "--env",
+        "-p",
+        "--publish",
+        "--entrypoint",
+        "--name",
+        "-u",
+        "--user",
+        "-w",
+        "--workdir",
+        "-v",
+        "--volume",
+        "-l",
+        "--label",
+        "-f",
+        "--file",
+        "--project-directory",
+        "--root",
+    ];
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if GLOBAL_VALUES.contains(&a.as_ref()) {
+            i += 2;
+        } else if a.starts_with('-') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let (sub, own, value_flags): (&str, &str, &[&str]) = match args
+        .get(i)
+        .map(|a| a.to_string_lossy().into_owned())
+        .as_deref()
+    {
+        Some("run") => ("run", "--publish", &RUN_VALUES),
+        Some("rm") => ("rm", "--force", &[]),
+        _ => return args,
+    };
+    let short = if sub == "run" { "-p" } else { "-f" };
+    i += 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy().into_owned();
+        if a == "--" || !a.starts_with('-') {
+            if sub == "run" {
+                // SERVICE: what follows is the container's command.
+                break;
+            }
+            i += 1;
+            continue;
+        }
+        if a == short {
+            args[i] = own.into();
+            i += 2;
+            continue;
+        }
+        if sub == "rm" && a.len() > 2 && !a.starts_with("--") && a.contains('f') {
+            // `-sf`: the same letters, `f` as --force.
+            let rest: String = a[1..].chars().filter(|c| *c != 'f').collect();
+            args[i] = format!("-{rest}").into();
+            args.insert(i + 1, own.into());
+            i += 2;
+            continue;
+        }
+        i += if value_flags.contains(&a.as_str()) {
+            2
+        } else {
+            1
+        };
+    }
+    args
 }
 
 /// Prints a failure to standard error and returns its exit code.

@@ -1,4 +1,4 @@
-//! `stack up`, `stack down`, `stack ps` and the project's watcher.
+//! `stack up`, `stack down` and the project's watcher.
 //!
 //! All of them go through the one pipeline ([`crate::planner::apply`])
 //! over the Linux host ([`crate::host::LinuxHost`]).
@@ -24,11 +24,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow};
 
 use super::Failure;
-use super::args::{DownArgs, Global, PsArgs, UpArgs};
+use super::args::{DownArgs, Global, UpArgs};
 use crate::host::{HostOptions, LinuxHost};
 use crate::planner::apply;
 use crate::planner::backend::Runtime as _;
-use crate::planner::desired::labels;
 use crate::planner::execute::{ExecError, ExecOptions, OpState, Progress};
 use crate::planner::plan::{Action, DownOptions, Op, UpOptions};
 use crate::spec::{self, Stack};
@@ -62,7 +61,7 @@ fn catch_signals() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -96,6 +95,7 @@ fn up_options(args: &UpArgs) -> UpOptions {
         no_deps: args.no_deps,
         always_recreate_deps: false,
         remove_orphans: args.remove_orphans,
+        ..UpOptions::default()
     }
 }
 
@@ -220,6 +220,8 @@ async fn watch_loop(
     let store = Store::new(&global.root);
     let opts = UpOptions {
         remove_orphans: false,
+        // What the user stopped stays stopped: not drift.
+        keep_user_stopped: true,
         ..up_options(args)
     };
     let host = Backoff::new(host, Policy::default());
@@ -436,85 +438,4 @@ pub fn down(
         host.close().await;
         result
     })
-}
-
-/// Runs `stack ps`.
-pub fn ps(global: &Global, args: &PsArgs) -> ExitCode {
-    let run = || -> Result<(), Failure> {
-        let project = match &global.project_name {
-            Some(p) if global.files.is_empty() => spec::load::normalize_project_name(p),
-            _ => {
-                let opts = super::load_options(global, &[])?;
-                spec::load(&opts)?.stack.name
-            }
-        };
-        let rt = tokio()?;
-        rt.block_on(async {
-            let host = LinuxHost::open(&global.root, &project, None, HostOptions::default())
-                .await
-                .map_err(anyhow::Error::from)?;
-            let mut rows = Vec::new();
-            for c in host.list(&project).await.map_err(anyhow::Error::from)? {
-                let service = c.labels.get(labels::SERVICE).cloned().unwrap_or_default();
-                if !args.services.is_empty() && !args.services.contains(&service) {
-                    continue;
-                }
-                if !args.all && !c.status.is_running() {
-                    continue;
-                }
-                let ports: Vec<String> = host
-                    .networks()
-                    .ports(&c.name)
-                    .await
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "{}:{}->{}/{}",
-                            p.host_ip.map(|i| i.to_string()).unwrap_or("0.0.0.0".into()),
-                            p.host_port,
-                            p.target,
-                            p.protocol
-                        )
-                    })
-                    .collect();
-                rows.push([c.name, service, c.status.to_string(), ports.join(", ")]);
-            }
-            host.close().await;
-            let mut out = std::io::stdout().lock();
-            if args.quiet {
-                for r in rows {
-                    writeln!(out, "{}", r[0])?;
-                }
-                return Ok(());
-            }
-            let header = ["NAME", "SERVICE", "STATUS", "PORTS"];
-            let mut widths = header.map(str::len);
-            for r in &rows {
-                for (w, c) in widths.iter_mut().zip(r) {
-                    *w = (*w).max(c.chars().count());
-                }
-            }
-            let line = |cells: [&str; 4]| {
-                format!(
-                    "{:<w0$}  {:<w1$}  {:<w2$}  {}",
-                    cells[0],
-                    cells[1],
-                    cells[2],
-                    cells[3],
-                    w0 = widths[0],
-                    w1 = widths[1],
-                    w2 = widths[2]
-                )
-            };
-            writeln!(out, "{}", line(header).trim_end())?;
-            for r in &rows {
-                writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3]]).trim_end())?;
-            }
-            Ok::<(), Failure>(())
-        })
-    };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => ExitCode::from(super::report(f)),
-    }
 }

@@ -65,7 +65,11 @@ pub async fn up<H: Host>(
 ) -> Result<(Plan, Outcome), ApplyError> {
     let (record, observed) = observe_locked(host, lock, Some(stack)).await?;
     let plan = plan_up(stack, &observed, opts)?;
-    let outcome = execute(&plan, host, record, lock, progress, exec).await?;
+    let mut outcome = execute(&plan, host, record, lock, progress, exec).await?;
+    if !stack.files.is_empty() && outcome.record.config_files != stack.files {
+        outcome.record.config_files = stack.files.clone();
+        lock.write(&outcome.record)?;
+    }
     // A plan that only starts or stops containers applies no new revision.
     if !plan.is_empty() && plan.revision > observed.revision {
         let doc = revision_document(stack);

@@ -31,6 +31,8 @@ pub mod labels {
     /// Comma-separated services this one depends on, so that `down` can
     /// order removals without the stack file.
     pub const DEPENDS_ON: &str = "stack.depends-on";
+    /// `true` on containers of `stack run`: never a replica of the service.
+    pub const ONE_OFF: &str = "stack.one-off";
     pub const NETWORK: &str = "stack.network";
     pub const VOLUME: &str = "stack.volume";
 }

@@ -471,6 +471,7 @@ impl<H: Host> Ctx<'_, H> {
                             image: spec.image_digest.clone().unwrap_or(spec.image.clone()),
                             revision,
                             one_off: false,
+                            stopped_by_user: false,
                             labels: spec.labels.clone(),
                         },
                     );
@@ -478,6 +479,19 @@ impl<H: Host> Ctx<'_, H> {
             }
             (Action::Start, Target::Container { name, .. }) => {
                 host.start(name).await.map_err(text)?;
+                // Started on purpose: no longer the user's stopped container.
+                if self
+                    .snapshot()
+                    .containers
+                    .get(name)
+                    .is_some_and(|c| c.stopped_by_user)
+                {
+                    self.update(|r| {
+                        if let Some(c) = r.containers.get_mut(name) {
+                            c.stopped_by_user = false;
+                        }
+                    })?;
+                }
             }
             (Action::Stop, Target::Container { name, .. }) => {
                 host.stop(name, self.stop_timeout(name))

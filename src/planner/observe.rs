@@ -234,7 +234,9 @@ pub async fn observe<H: Host>(
             config_hash,
             image,
             revision,
-            one_off: known.is_some_and(|r| r.one_off),
+            one_off: known.is_some_and(|r| r.one_off)
+                || label(labels::ONE_OFF).is_some_and(|v| v == "true"),
+            stopped_by_user: known.is_some_and(|r| r.stopped_by_user),
             labels: c.labels.clone(),
         };
         observed.containers.insert(

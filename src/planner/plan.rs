@@ -50,6 +50,13 @@ pub struct UpOptions {
     pub no_deps: bool,
     pub always_recreate_deps: bool,
     pub remove_orphans: bool,
+    /// Leave containers the user stopped (`stack stop`, `kill`) stopped:
+    /// the watcher's rounds set it, so that a stop is not drift; `up`
+    /// does not, and starts them.
+    pub keep_user_stopped: bool,
+    /// Services whose image, networks and volumes are made ready but whose
+    /// containers are left as they are (`stack run`'s service).
+    pub prepare_only: BTreeSet<String>,
 }
 
 /// The flags of `down`.
@@ -359,11 +366,12 @@ impl<'a> Planner<'a> {
         } else {
             opts.services.iter().cloned().collect()
         };
-        let selected = if opts.no_deps || opts.services.is_empty() {
+        let mut selected = if opts.no_deps || opts.services.is_empty() {
             named.clone()
         } else {
             graph.with_dependencies(&named)
         };
+        selected.extend(opts.prepare_only.iter().cloned());
         Planner {
             stack,
             observed,
@@ -582,7 +590,13 @@ impl<'a> Planner<'a> {
         }
 
         // Containers that will be created or recreated, to know which images they need.
-        let mut needs_image: BTreeSet<String> = BTreeSet::new();
+        let mut needs_image: BTreeSet<String> = self
+            .opts
+            .prepare_only
+            .iter()
+            .filter_map(|s| self.desired.services.get(s))
+            .map(|ds| ds.image.clone())
+            .collect();
         for (service, list) in &slots {
             if list
                 .iter()
@@ -1027,7 +1041,7 @@ impl<'a> Planner<'a> {
             return Decision::default();
         };
         let existing = self.containers_of(service);
-        if !self.selected.contains(service) {
+        if !self.selected.contains(service) || self.opts.prepare_only.contains(service) {
             // Untouched, but known, so that a recreated network reattaches them.
             let slots = existing
                 .iter()
@@ -1170,6 +1184,9 @@ impl<'a> Planner<'a> {
                 )),
                 None => Need::Keep,
             };
+        }
+        if self.opts.keep_user_stopped && c.record.stopped_by_user {
+            return Need::Keep;
         }
         let one_shot = self
             .desired

@@ -16,6 +16,9 @@ pub struct ProjectRecord {
     pub volumes: BTreeMap<String, ObjectRecord>,
     /// By container name, `<project>-<service>-<n>`.
     pub containers: BTreeMap<String, ContainerRecord>,
+    /// The stack files it was last applied from (for `stack ls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_files: Vec<std::path::PathBuf>,
 }
 
 /// A network or volume stack created (or found, when external).
@@ -40,6 +43,10 @@ pub struct ContainerRecord {
     pub revision: u64,
     /// Created by `stack run`, not by `up`.
     pub one_off: bool,
+    /// Stopped, killed or paused by the user (`stack stop`, `kill`):
+    /// the watcher leaves it so; `up` and `start` clear it.
+    #[serde(default)]
+    pub stopped_by_user: bool,
     pub labels: BTreeMap<String, String>,
 }
 

@@ -477,6 +477,11 @@ impl Runtime {
         Ok(self.cgroup(&self.config(id)?)?.freeze(&Linux, false)?)
     }
 
+    /// The host pids of every process in the container (its cgroup's).
+    pub fn processes(&self, id: &str) -> Result<Vec<i32>, ContainerError> {
+        Ok(self.cgroup(&self.config(id)?)?.pids(&Linux))
+    }
+
     /// Memory, CPU and pids usage.
     pub fn stats(&self, id: &str) -> Result<Usage, ContainerError> {
         Ok(self.cgroup(&self.config(id)?)?.usage(&Linux))

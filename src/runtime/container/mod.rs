@@ -361,6 +361,45 @@ impl Runtime {
         Ok(line.trim_end().to_string())
     }
 
+    /// Opens the attach channel to the container's standard streams
+    /// (see [`crate::runtime::shim::attach`]): frames follow on the stream.
+    pub fn attach(&self, id: &str) -> Result<UnixStream, ContainerError> {
+        let dir = self.dir(id);
+        if !dir.join("config.json").exists() {
+            return Err(ContainerError::NotFound(id.to_string()));
+        }
+        let shim_err = |why: String| ContainerError::Shim {
+            id: id.to_string(),
+            why,
+            log: dir.join("shim.log"),
+        };
+        let mut s = connect(&dir.join("shim.sock")).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                ContainerError::NotRunning(id.to_string())
+            }
+            _ => shim_err(e.to_string()),
+        })?;
+        s.write_all(Request::Attach.to_line().as_bytes())
+            .map_err(|e| shim_err(e.to_string()))?;
+        // Byte by byte: what follows the answer line is the first frame.
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while line.last() != Some(&b'\n') {
+            match s.read(&mut byte) {
+                Ok(1) => line.push(byte[0]),
+                Ok(_) => return Err(shim_err("the connection closed".into())),
+                Err(e) => return Err(shim_err(e.to_string())),
+            }
+        }
+        if line != b"ok\n" {
+            return Err(shim_err(format!(
+                "unexpected answer `{}`",
+                String::from_utf8_lossy(&line).trim()
+            )));
+        }
+        Ok(s)
+    }
+
     /// Starts the command of a created container.
     pub fn start(&self, id: &str) -> Result<(), ContainerError> {
         let answer = self.request(id, &Request::Start)?;

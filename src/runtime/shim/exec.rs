@@ -218,7 +218,7 @@ fn reap(child: nix::unistd::Pid) -> Option<u8> {
     }
 }
 
-fn window_size(fd: i32) -> Option<nix::pty::Winsize> {
+pub fn window_size(fd: i32) -> Option<nix::pty::Winsize> {
     let mut ws = nix::pty::Winsize {
         ws_row: 0,
         ws_col: 0,
@@ -230,10 +230,10 @@ fn window_size(fd: i32) -> Option<nix::pty::Winsize> {
 }
 
 /// Restores the caller's terminal settings when dropped.
-struct RawMode(Option<nix::sys::termios::Termios>);
+pub struct RawMode(Option<nix::sys::termios::Termios>);
 
 impl RawMode {
-    fn enter() -> RawMode {
+    pub fn enter() -> RawMode {
         use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
         let stdin = std::io::stdin();
         let Ok(saved) = tcgetattr(&stdin) else {

@@ -42,8 +42,19 @@
 //! | `kill <signo>` | `ok` | sends the signal to the container's first process |
 //! | `stop <signo> <grace-ms>` | `exited <code> <signal> <oom>` | sends the signal, then SIGKILL after the grace period; answers when the container has exited |
 //! | `wait` | `exited <code> <signal> <oom>` | answers when the container has exited |
+//! | `attach` | `ok`, then frames | the connection becomes the attach channel (below) |
 //!
 //! `<signal>` is 0 when the process exited by itself, `<oom>` is 0 or 1.
+//!
+//! **Attach.** After `attach`, the connection carries frames both ways
+//! ([`attach`] has the format): the container's output as it is read
+//! (stdout and stderr apart, or the terminal's one stream), then its exit;
+//! from the client, input for the container's stdin (the pipe kept open by
+//! `stdin_open`, or the terminal's master with `tty: true`), its end, and
+//! window sizes for the terminal. Attaching before `start` loses no
+//! output: that is how `stack run` runs a container in the foreground.
+//! Several clients may attach; a client that disconnects leaves the
+//! container's input open.
 //! Pause/resume, stats and removal do not need the shim (they are cgroup
 //! and file operations), and neither does `exec`, which is its own helper
 //! process (`stack __exec`, see [`exec`]).
@@ -57,6 +68,7 @@
 //! ([`crate::runtime::container::logs`]); its own diagnostics go to
 //! `shim.log`.
 
+pub mod attach;
 pub mod exec;
 mod init;
 pub mod process;
@@ -106,8 +118,13 @@ pub fn dispatch() -> Option<u8> {
 pub enum Request {
     Start,
     Kill(i32),
-    Stop { signal: i32, grace: Duration },
+    Stop {
+        signal: i32,
+        grace: Duration,
+    },
     Wait,
+    /// Switch the connection to the attach channel ([`attach`]).
+    Attach,
 }
 
 impl Request {
@@ -121,6 +138,7 @@ impl Request {
                 grace: Duration::from_millis(w.next()?.parse().ok()?),
             },
             "wait" => Request::Wait,
+            "attach" => Request::Attach,
             _ => return None,
         })
     }
@@ -131,6 +149,7 @@ impl Request {
             Request::Kill(s) => format!("kill {s}\n"),
             Request::Stop { signal, grace } => format!("stop {signal} {}\n", grace.as_millis()),
             Request::Wait => "wait\n".into(),
+            Request::Attach => "attach\n".into(),
         }
     }
 }
@@ -237,6 +256,38 @@ struct Conn {
     buf: Vec<u8>,
     /// Waiting for the exit to answer.
     waiting: bool,
+    /// On the attach channel: frames both ways.
+    attached: bool,
+    /// Frames not yet written to an attached client.
+    out: Vec<u8>,
+}
+
+impl Conn {
+    fn new(stream: UnixStream, waiting: bool) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::new(),
+            waiting,
+            attached: false,
+            out: Vec::new(),
+        }
+    }
+
+    /// Writes what it can of the pending frames without blocking.
+    fn flush(&mut self) -> std::io::Result<()> {
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Output {
@@ -258,8 +309,15 @@ struct Shim {
     log: LogWriter,
     kill_at: Option<Instant>,
     exit: Option<Exit>,
-    /// The write end of an open stdin (`stdin_open`), held, never written.
-    _stdin: Option<OwnedFd>,
+    /// Where attached clients' input goes (`stdin_open`): the write end of
+    /// the stdin pipe, or the terminal's master.
+    stdin: Option<OwnedFd>,
+    /// Input not yet written to it.
+    stdin_pending: Vec<u8>,
+    /// Close it once the pending input is written (the client's end of input).
+    stdin_closing: bool,
+    /// The terminal's master (`tty: true`), for window sizes.
+    tty: Option<OwnedFd>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
@@ -365,9 +423,9 @@ impl Shim {
         .map_err(|e| format!("cannot create a socket pair: {e}"))?;
         let devnull =
             std::fs::File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
-        // `stdin_open` without a terminal: a pipe the shim keeps open and
-        // never writes, so a command reading stdin waits instead of seeing
-        // end-of-file (attaching to it is a later feature).
+        // `stdin_open` without a terminal: a pipe the shim keeps open, so a
+        // command reading stdin waits instead of seeing end-of-file, and
+        // which attached clients write to.
         let (stdin_r, stdin_w) = if config.stdin_open && !terminal {
             let (r, w) = pipe()?;
             (Some(r), Some(w))
@@ -424,6 +482,26 @@ impl Shim {
         }
         let pid = Pid::from_raw(pid as i32);
         drop((sync_child, out_w, err_w, devnull, stdin_r));
+        let tty = if terminal {
+            Some(
+                out_r
+                    .try_clone()
+                    .map_err(|e| format!("cannot duplicate the terminal: {e}"))?,
+            )
+        } else {
+            None
+        };
+        let stdin = match (&tty, stdin_w) {
+            (Some(master), _) if config.stdin_open => master.try_clone().ok(),
+            (_, w) => w,
+        };
+        if let Some(fd) = &stdin {
+            // Never block the shim on a container that does not read.
+            let _ = nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+        }
 
         let fail = |msg: String| {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
@@ -490,7 +568,10 @@ impl Shim {
             log,
             kill_at: None,
             exit: None,
-            _stdin: stdin_w,
+            stdin,
+            stdin_pending: Vec::new(),
+            stdin_closing: false,
+            tty,
         })
     }
 
@@ -531,19 +612,33 @@ impl Shim {
                 PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
             ];
+            // An attached client far behind holds the container's output back.
+            let behind = self.conns.iter().any(|c| c.out.len() > attach::MAX_PENDING);
+            let mut output_fds = 0;
             for o in &self.outputs {
-                if let Some(fd) = &o.fd {
+                if let Some(fd) = &o.fd
+                    && !behind
+                {
                     fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    output_fds += 1;
                 }
             }
             for c in &self.conns {
-                fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+                let mut flags = PollFlags::POLLIN;
+                if !c.out.is_empty() {
+                    flags |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(c.stream.as_fd(), flags));
             }
-            let ready = match poll(&mut fds, timeout) {
+            let stdin_polled = !self.stdin_pending.is_empty();
+            if let Some(fd) = self.stdin.as_ref().filter(|_| stdin_polled) {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
+            }
+            let revents = match poll(&mut fds, timeout) {
                 Ok(_) => fds
                     .iter()
-                    .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                    .collect::<Vec<bool>>(),
+                    .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                    .collect::<Vec<PollFlags>>(),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
                     eprintln!("shim: poll failed: {e}");
@@ -552,17 +647,43 @@ impl Shim {
                 }
             };
             drop(fds);
+            let ready: Vec<bool> = revents.iter().map(|r| !r.is_empty()).collect();
             let mut i = 2;
             let mut out_ready = Vec::new();
-            for (idx, o) in self.outputs.iter().enumerate() {
-                if o.fd.is_some() {
-                    if ready[i] {
-                        out_ready.push(idx);
+            if output_fds > 0 {
+                for (idx, o) in self.outputs.iter().enumerate() {
+                    if o.fd.is_some() {
+                        if ready[i] {
+                            out_ready.push(idx);
+                        }
+                        i += 1;
                     }
-                    i += 1;
                 }
             }
-            let conn_ready: Vec<usize> = (0..self.conns.len()).filter(|c| ready[i + c]).collect();
+            let conns = self.conns.len();
+            let conn_ready: Vec<usize> = (0..conns)
+                .filter(|c| revents[i + c].intersects(!PollFlags::POLLOUT))
+                .collect();
+            let conn_writable: Vec<usize> = (0..conns)
+                .filter(|c| revents[i + c].contains(PollFlags::POLLOUT))
+                .collect();
+            if stdin_polled && ready.get(i + conns) == Some(&true) {
+                self.write_stdin();
+            }
+            let mut gone = Vec::new();
+            for c in conn_writable {
+                if self.conns[c].flush().is_err() {
+                    gone.push(c);
+                }
+            }
+            gone.sort_unstable();
+            for c in gone.into_iter().rev() {
+                self.conns.swap_remove(c);
+            }
+            let conn_ready: Vec<usize> = conn_ready
+                .into_iter()
+                .filter(|c| *c < self.conns.len())
+                .collect();
 
             for idx in out_ready {
                 self.read_output(idx);
@@ -574,11 +695,7 @@ impl Shim {
             if ready[1] {
                 while let Ok((stream, _)) = self.listener.accept() {
                     let _ = stream.set_nonblocking(true);
-                    self.conns.push(Conn {
-                        stream,
-                        buf: Vec::new(),
-                        waiting: false,
-                    });
+                    self.conns.push(Conn::new(stream, false));
                 }
             }
             for c in conn_ready.into_iter().rev() {
@@ -606,6 +723,15 @@ impl Shim {
                 let log = &mut self.log;
                 let stream = o.stream;
                 o.lines.feed(&buf[..n], |p, l| log.write(stream, p, l));
+                let kind = match stream {
+                    Stream::Stdout => attach::STDOUT,
+                    Stream::Stderr => attach::STDERR,
+                };
+                let frame = attach::frame(kind, &buf[..n]);
+                for c in self.conns.iter_mut().filter(|c| c.attached) {
+                    c.out.extend_from_slice(&frame);
+                    let _ = c.flush();
+                }
             }
             Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
             Err(_) => o.fd = None,
@@ -652,15 +778,18 @@ impl Shim {
         // Connections that arrived while the exit was processed get the
         // answer too, whatever they asked: the container is gone.
         while let Ok((stream, _)) = self.listener.accept() {
-            self.conns.push(Conn {
-                stream,
-                buf: Vec::new(),
-                waiting: true,
-            });
+            self.conns.push(Conn::new(stream, true));
         }
         let line = exit_line(&exit);
         for c in &mut self.conns {
-            if c.waiting {
+            if c.attached {
+                // The rest of the output, then the exit.
+                let _ = c.stream.set_nonblocking(false);
+                let _ = c.stream.write_all(&c.out);
+                let _ = c
+                    .stream
+                    .write_all(&attach::frame(attach::EXIT, line.as_bytes()));
+            } else if c.waiting {
                 let _ = c.stream.set_nonblocking(false);
                 let _ = c.stream.write_all(line.as_bytes());
             }
@@ -668,6 +797,10 @@ impl Shim {
     }
 
     fn read_request(&mut self, idx: usize) {
+        if self.conns[idx].attached {
+            self.read_frames(idx);
+            return;
+        }
         let mut buf = [0u8; 256];
         let n = match self.conns[idx].stream.read(&mut buf) {
             Ok(0) => {
@@ -714,12 +847,85 @@ impl Shim {
                 self.conns[idx].waiting = true;
                 None
             }
+            Some(Request::Attach) => {
+                self.conns[idx].attached = true;
+                Some("ok\n".into())
+            }
         };
         if let Some(a) = answer {
             let c = &mut self.conns[idx];
             let _ = c.stream.set_nonblocking(false);
             let _ = c.stream.write_all(a.as_bytes());
             let _ = c.stream.set_nonblocking(true);
+        }
+    }
+
+    /// Input and window sizes from an attached client.
+    fn read_frames(&mut self, idx: usize) {
+        let mut buf = [0u8; 16 * 1024];
+        match self.conns[idx].stream.read(&mut buf) {
+            Ok(0) => {
+                // Detached; the container's input stays as it is.
+                self.conns.swap_remove(idx);
+                return;
+            }
+            Ok(n) => self.conns[idx].buf.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(_) => {
+                self.conns.swap_remove(idx);
+                return;
+            }
+        }
+        while let Some((kind, payload)) = attach::take_frame(&mut self.conns[idx].buf) {
+            match kind {
+                attach::STDIN if self.stdin.is_some() => {
+                    self.stdin_pending.extend_from_slice(&payload);
+                }
+                attach::CLOSE_STDIN => self.stdin_closing = true,
+                attach::RESIZE => {
+                    if let (Some(tty), Some((rows, cols))) =
+                        (&self.tty, attach::parse_resize(&payload))
+                    {
+                        let ws = nix::pty::Winsize {
+                            ws_row: rows,
+                            ws_col: cols,
+                            ws_xpixel: 0,
+                            ws_ypixel: 0,
+                        };
+                        // SAFETY: TIOCSWINSZ reads the struct we own.
+                        unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.write_stdin();
+    }
+
+    /// Writes pending input without blocking; closes a pipe at end of input.
+    fn write_stdin(&mut self) {
+        let Some(fd) = &self.stdin else {
+            self.stdin_pending.clear();
+            return;
+        };
+        while !self.stdin_pending.is_empty() {
+            match nix::unistd::write(fd, &self.stdin_pending) {
+                Ok(n) => {
+                    self.stdin_pending.drain(..n);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(_) => {
+                    // The reader is gone: nothing more can be delivered.
+                    self.stdin_pending.clear();
+                    self.stdin = None;
+                    return;
+                }
+            }
+        }
+        // A terminal has no end of input to give; a pipe does.
+        if self.stdin_closing && self.tty.is_none() {
+            self.stdin = None;
         }
     }
 
@@ -773,6 +979,7 @@ mod tests {
                 grace: Duration::from_millis(1500),
             },
             Request::Wait,
+            Request::Attach,
         ] {
             assert_eq!(Request::parse(&r.to_line()), Some(r));
         }

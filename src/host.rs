@@ -301,7 +301,24 @@ impl LinuxHost {
                 continue;
             };
             if !rec.ports.is_empty() && !rec.endpoints.is_empty() {
-                let ports: Vec<Port> = rec.ports.iter().map(PortSpec::port).collect();
+                // The host ports it has (a random one stays what it was).
+                let bound = self.networks.ports(&c.name).await;
+                let ports: Vec<Port> = if bound.is_empty() {
+                    rec.ports.iter().map(PortSpec::port).collect()
+                } else {
+                    bound
+                        .iter()
+                        .map(|p| Port {
+                            name: None,
+                            mode: "ingress".into(),
+                            host_ip: p.host_ip.map(|ip| ip.to_string()),
+                            target: p.target,
+                            published: Some(p.host_port.to_string()),
+                            protocol: p.protocol.clone(),
+                            app_protocol: None,
+                        })
+                        .collect()
+                };
                 self.networks.publish(&c.name, &ports).await?;
             }
         }

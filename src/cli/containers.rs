@@ -269,3 +269,115 @@ pub fn replica<'a>(
             .into()
         })
 }
+
+/// The project's watcher, stopped for a while and started again as it was.
+///
+/// Published ports on 127.0.0.1 are served by a proxy in the process that
+/// published them, and the watcher serves those of every container: a
+/// command that starts containers stops the watcher first (so the ports
+/// are free and nothing races with it), and restarts it afterwards with
+/// the same command line, working directory and environment; the new
+/// watcher serves every running container's ports again.
+pub struct SuspendedWatcher {
+    root: std::path::PathBuf,
+    project: String,
+    argv: Vec<std::ffi::OsString>,
+    cwd: Option<std::path::PathBuf>,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+fn watcher_lock(root: &std::path::Path, project: &str) -> std::path::PathBuf {
+    root.join("run")
+        .join("watch")
+        .join(format!("{project}.lock"))
+}
+
+fn lock_held(path: &std::path::Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|f| f.try_lock_shared().is_err())
+}
+
+/// Stops the project's watcher, if one runs, remembering how to restart it.
+pub fn suspend_watcher(
+    root: &std::path::Path,
+    project: &str,
+) -> Result<Option<SuspendedWatcher>, Failure> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = watcher_lock(root, project);
+    if !lock_held(&path) {
+        return Ok(None);
+    }
+    let pid: Option<u32> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().parse().ok());
+    let Some(pid) = pid else {
+        return Ok(None);
+    };
+    let split = |bytes: Vec<u8>| -> Vec<std::ffi::OsString> {
+        bytes
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| std::ffi::OsStr::from_bytes(a).to_os_string())
+            .collect()
+    };
+    let argv = split(std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default());
+    let env = split(std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default())
+        .into_iter()
+        .filter_map(|kv| {
+            let b = kv.as_bytes();
+            let eq = b.iter().position(|c| *c == b'=')?;
+            Some((
+                std::ffi::OsStr::from_bytes(&b[..eq]).to_os_string(),
+                std::ffi::OsStr::from_bytes(&b[eq + 1..]).to_os_string(),
+            ))
+        })
+        .collect();
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+    super::up::stop_watcher(root, project)?;
+    if argv.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(SuspendedWatcher {
+        root: root.to_path_buf(),
+        project: project.to_string(),
+        argv,
+        cwd,
+        env,
+    }))
+}
+
+impl SuspendedWatcher {
+    /// Starts the watcher again and waits until it holds its lock.
+    pub fn resume(self) -> Result<(), Failure> {
+        let dir = self.root.join("run").join("watch");
+        std::fs::create_dir_all(&dir)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{}.log", self.project)))?;
+        let mut cmd = std::process::Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..]).env_clear().envs(self.env);
+        if let Some(cwd) = &self.cwd {
+            cmd.current_dir(cwd);
+        }
+        // Its own process group, as `up -d` starts it.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| anyhow!("cannot restart the project's watcher: {e}"))?;
+        let lock = watcher_lock(&self.root, &self.project);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !lock_held(&lock) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(anyhow!(
+                    "the project's watcher exited at once ({status}); `stack up -d` starts it again"
+                )
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}

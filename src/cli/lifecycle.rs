@@ -115,8 +115,26 @@ async fn start_all(host: &LinuxHost, list: &[Container]) -> Result<(), Failure> 
     Ok(())
 }
 
+/// Runs `f` with the project's watcher stopped, and starts it again after.
+fn without_watcher<T>(
+    global: &Global,
+    f: impl FnOnce() -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let scope = containers::scope(global)?;
+    let watcher = containers::suspend_watcher(&global.root, &scope.project)?;
+    let result = f();
+    if let Some(w) = watcher {
+        w.resume()?;
+    }
+    result
+}
+
 /// `stack start`.
 pub fn start(global: &Global, args: &ServicesArgs) -> Result<(), Failure> {
+    without_watcher(global, || start_inner(global, args))
+}
+
+fn start_inner(global: &Global, args: &ServicesArgs) -> Result<(), Failure> {
     with_containers(
         global,
         &args.services,
@@ -151,6 +169,10 @@ pub fn stop(global: &Global, args: &StopArgs) -> Result<(), Failure> {
 
 /// `stack restart`: stop, then start again (no recreate).
 pub fn restart(global: &Global, args: &StopArgs) -> Result<(), Failure> {
+    without_watcher(global, || restart_inner(global, args))
+}
+
+fn restart_inner(global: &Global, args: &StopArgs) -> Result<(), Failure> {
     with_containers(
         global,
         &args.services,

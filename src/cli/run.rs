@@ -195,12 +195,26 @@ fn run(global: &Global, args: &RunArgs) -> Result<u8, Failure> {
 
     let runtime = host.runtime().clone();
     let result = if args.detach {
-        rt.block_on(host.start(&name))
+        // Its published ports outlive us only in the watcher's proxies.
+        let publishes = !rt.block_on(host.networks().ports(&name)).is_empty();
+        let watcher = if publishes {
+            containers::suspend_watcher(&global.root, &scope.project)?
+        } else {
+            None
+        };
+        let started = rt
+            .block_on(host.start(&name))
             .map_err(|e| anyhow!("cannot start {name}: {e}"))
             .map(|()| {
                 println!("{name}");
                 0
-            })
+            });
+        if let Some(w) = watcher {
+            rt.block_on(host.close());
+            w.resume()?;
+            return Ok(started?);
+        }
+        started
     } else {
         foreground(&runtime, &name, interactive, tty)
     };

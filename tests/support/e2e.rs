@@ -134,6 +134,34 @@ impl Project {
         self.command().args(args).output().expect("stack runs")
     }
 
+    /// Runs `stack ... ARGS` with `input` as its standard input.
+    pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("stack runs");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
+    /// The runtime's record of a container (`stack runtime state`), if it exists.
+    pub fn state(&self, container: &str) -> Option<serde_json::Value> {
+        let o = Command::new(STACK)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["runtime", "state", container])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&o.stdout).ok()
+    }
+
     /// Runs `stack ... ARGS`, asserts success and returns standard output.
     pub fn ok(&self, args: &[&str]) -> String {
         ok(self.run(args), &args.join(" "))

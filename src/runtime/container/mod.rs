@@ -506,9 +506,29 @@ impl Runtime {
         }))
     }
 
-    /// Freezes every process of the container.
+    /// Freezes every process of the container, and returns once they all
+    /// are: the kernel passes through FREEZING, and (as runc does) the
+    /// request is repeated until it settles.
     pub fn pause(&self, id: &str) -> Result<(), ContainerError> {
-        Ok(self.cgroup(&self.config(id)?)?.freeze(&Linux, true)?)
+        let cg = self.cgroup(&self.config(id)?)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            cg.freeze(&Linux, true)?;
+            if self.frozen(id)? {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = cg.freeze(&Linux, false);
+                return Err(ContainerError::Cgroup(CgroupError::Io {
+                    action: "freeze",
+                    path: cg.dirs().first().cloned().unwrap_or_default(),
+                    source: std::io::Error::other(
+                        "its processes did not all stop within 5 seconds; it was thawed again, try once more",
+                    ),
+                }));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Thaws a paused container.

@@ -263,7 +263,8 @@ pub enum PsStatus {
 pub struct StdinArgs {
     /// Keep standard input attached (default; `--interactive=false` detaches it).
     #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_name = "BOOL")]
     pub interactive: bool,
 
     /// Allocate a pseudo-terminal (default when standard input is a terminal).

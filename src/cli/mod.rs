@@ -260,3 +260,47 @@ pub fn load_options(
         stdin,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::compose_shorts;
+
+    fn words(args: &[&str]) -> Vec<String> {
+        let v = args.iter().map(std::ffi::OsString::from).collect();
+        compose_shorts(v)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn run_p_publishes_and_rm_f_forces_as_in_compose() {
+        assert_eq!(
+            words(&[
+                "stack", "-p", "x", "run", "-e", "A=1", "-p", "80:80", "web", "sh", "-p"
+            ]),
+            [
+                "stack",
+                "-p",
+                "x",
+                "run",
+                "-e",
+                "A=1",
+                "--publish",
+                "80:80",
+                "web",
+                "sh",
+                "-p"
+            ]
+        );
+        assert_eq!(
+            words(&["stack", "-f", "a.yml", "rm", "-sf", "web"]),
+            ["stack", "-f", "a.yml", "rm", "-s", "--force", "web"]
+        );
+        assert_eq!(words(&["stack", "rm", "-f"]), ["stack", "rm", "--force"]);
+        assert_eq!(
+            words(&["stack", "-p", "x", "up", "-d"]),
+            ["stack", "-p", "x", "up", "-d"]
+        );
+    }
+}

@@ -43,6 +43,7 @@ services:
     stop_grace_period: 1s
     command: ["sh", "-c", "echo hello-ps > /srv/index.html; exec httpd -f -p 8080 -h /srv"]
     ports: ["127.0.0.1::8080"]
+    healthcheck: {test: ["CMD", "test", "-f", "/srv/index.html"], interval: 1s}
   job:
     image: localhost/busybox:latest
     stop_grace_period: 1s
@@ -74,7 +75,7 @@ services:
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "IMAGE", "SERVICE", "STATUS", "PORTS"]);
     let row = table.lines().find(|l| l.starts_with(&web)).unwrap();
-    assert!(row.contains("localhost/busybox:latest"), "{row}");
+    assert!(row.contains("localhost/busybox:latest  web"), "{row}");
     assert!(row.contains(" Up "), "{row}");
     assert!(
         row.contains(&format!("127.0.0.1:{port}->8080/tcp")),
@@ -96,6 +97,15 @@ services:
     let running = p.ok(&["ps", "--status", "running", "-q"]);
     assert!(running.lines().any(|l| l == web), "{running}");
     assert!(p.ok(&["ps", "--services"]).lines().any(|l| l == "web"));
+
+    // Health, from the watcher's probes.
+    let entry = eventually("web is healthy", LONG, || {
+        ps_entry(&p, &web).filter(|e| e["Health"] == "healthy")
+    });
+    assert!(
+        entry["Status"].as_str().unwrap().ends_with(" (healthy)"),
+        "{entry}"
+    );
 
     // ps --format json: one array with compose's fields.
     let entry = ps_entry(&p, &web).unwrap();

@@ -278,6 +278,28 @@ services:
     assert!(fetch(port, "/").is_some(), "web-1 still answers");
     assert!(p.ok(&["ps", "-a"]).contains(&name));
 
+    // With a terminal (util-linux's `script` gives us one): the container
+    // gets one too, the exit code still comes through.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let line = format!(
+            "{} --root {} -f {} run --rm web sh -c 'test -t 0 && test -t 1 && echo tty-yes; exit 4'",
+            e2e::STACK,
+            p.root.display(),
+            p.file.display()
+        );
+        let o = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(4), "{:?}", text(&o));
+        assert!(text(&o).0.contains("tty-yes"), "{:?}", text(&o));
+    }
+
     // down removes the one-offs too.
     p.ok(&["down"]);
     assert!(

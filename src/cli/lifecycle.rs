@@ -206,6 +206,10 @@ pub fn kill(global: &Global, args: &KillArgs) -> Result<(), Failure> {
                 host.runtime()
                     .kill(&c.name, signal)
                     .map_err(|e| anyhow!("cannot kill {}: {e}", c.name))?;
+                if c.paused() && matches!(signal, libc::SIGKILL | libc::SIGTERM) {
+                    // A frozen process only acts on its signals once thawed.
+                    let _ = host.runtime().resume(&c.name);
+                }
                 eprintln!("Container {}  Killed", c.name);
             }
             // A signal that does not end the process (SIGHUP to a daemon that

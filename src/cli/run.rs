@@ -74,6 +74,11 @@ fn run(global: &Global, args: &RunArgs) -> Result<u8, Failure> {
         )
         .into());
     };
+    if args.rm && args.detach {
+        eprintln!(
+            "warning: --rm has no effect with -d: the container is kept when it exits; `stack rm` removes it"
+        );
+    }
     let tty = !args.detach && super::exec::want_tty(&args.stdin);
     let interactive = !args.detach && args.stdin.interactive;
 

@@ -305,6 +305,7 @@ pub struct ExecArgs {
     #[arg(long, hide = true)]
     pub privileged: bool,
 
+    /// The service.
     #[arg(value_name = "SERVICE")]
     pub service: String,
 
@@ -372,6 +373,7 @@ pub struct RunArgs {
     #[arg(short, long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
 
+    /// The service.
     #[arg(value_name = "SERVICE")]
     pub service: String,
 
@@ -475,6 +477,7 @@ pub struct PortArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub index: u32,
 
+    /// The service.
     #[arg(value_name = "SERVICE")]
     pub service: String,
 

@@ -170,3 +170,39 @@ async fn a_one_off_container_is_never_a_replica_nor_restarted() {
     assert!(plan.is_empty(), "{:?}", ops(&plan));
     assert!(sb.record.containers["p-web-run-1a2b3c"].one_off);
 }
+
+#[tokio::test]
+async fn a_container_the_user_removed_stays_away_until_up() {
+    let (mut sb, stack) = running_stack().await;
+    // `stack rm -s web`: gone from the host and the record, remembered.
+    sb.host.edit(|w| {
+        w.containers.remove("p-web-1");
+    });
+    sb.record.containers.remove("p-web-1");
+    sb.record.removed_by_user.insert("p-web-1".into());
+    let (plan, _) = sb.up(&stack, &watcher()).await.unwrap();
+    assert!(plan.is_empty(), "{:?}", ops(&plan));
+    assert!(!sb.host.world().containers.contains_key("p-web-1"));
+    // Scaled up under the watcher, the removed number is not reused.
+    let scaled = UpOptions {
+        scale: [("web".to_string(), 2)].into(),
+        ..watcher()
+    };
+    let (plan, _) = sb.up(&stack, &scaled).await.unwrap();
+    assert_eq!(
+        ops(&plan),
+        ["create container p-web-2", "start container p-web-2"]
+    );
+    // `up` makes it again and forgets it.
+    let up = UpOptions {
+        scale: [("web".to_string(), 2)].into(),
+        ..UpOptions::default()
+    };
+    let (plan, _) = sb.up(&stack, &up).await.unwrap();
+    assert_eq!(
+        ops(&plan),
+        ["create container p-web-1", "start container p-web-1"]
+    );
+    assert!(sb.record.removed_by_user.is_empty());
+    assert!(sb.host.world().containers["p-web-1"].status.is_running());
+}

@@ -287,9 +287,12 @@ pub fn rm(global: &Global, args: &RmArgs) -> Result<(), Failure> {
                     .await
                     .map_err(|e| anyhow!("cannot remove {}: {e}", c.name))?;
                 let mut record = lock.read().map_err(anyhow::Error::from)?;
-                if record.containers.remove(&c.name).is_some() {
-                    lock.write(&record).map_err(anyhow::Error::from)?;
+                record.containers.remove(&c.name);
+                if !c.one_off {
+                    // Not drift: the watcher leaves it removed; `up` makes it again.
+                    record.removed_by_user.insert(c.name.clone());
                 }
+                lock.write(&record).map_err(anyhow::Error::from)?;
                 eprintln!("Container {}  Removed", c.name);
             }
             Ok(())

@@ -460,6 +460,7 @@ impl<H: Host> Ctx<'_, H> {
                 let id = host.create_container(&spec).await.map_err(text)?;
                 let revision = self.plan.revision;
                 self.update(|r| {
+                    r.removed_by_user.remove(&spec.name);
                     r.containers.insert(
                         spec.name.clone(),
                         ContainerRecord {

@@ -53,6 +53,8 @@ pub struct Observed {
     pub containers: BTreeMap<String, ObservedContainer>,
     /// Record entries whose object is gone; the executor drops them.
     pub stale: Stale,
+    /// Containers the user removed (`stack rm`), by name.
+    pub removed_by_user: std::collections::BTreeSet<String>,
 }
 
 /// Record entries for objects that no longer exist.
@@ -117,6 +119,7 @@ pub async fn observe<H: Host>(
             .max(record.revision),
         history,
         now: Some(std::time::SystemTime::now()),
+        removed_by_user: record.removed_by_user.clone(),
         ..Observed::default()
     };
 

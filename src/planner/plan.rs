@@ -1147,8 +1147,20 @@ impl<'a> Planner<'a> {
         // New replicas take the lowest free numbers.
         let mut used: BTreeSet<u32> = slots.iter().map(|s| s.replica).collect();
         let mut n = 1;
-        while slots.len() < want {
+        // Replicas the user removed stay away under the watcher, holding their number.
+        let mut held = 0;
+        while slots.len() + held < want {
             if used.insert(n) {
+                if self.opts.keep_user_stopped
+                    && self
+                        .observed
+                        .removed_by_user
+                        .contains(&self.desired.container_name(ds, n))
+                {
+                    held += 1;
+                    n += 1;
+                    continue;
+                }
                 let reason = if existing.is_empty() {
                     "new service".to_string()
                 } else {

@@ -16,6 +16,10 @@ pub struct ProjectRecord {
     pub volumes: BTreeMap<String, ObjectRecord>,
     /// By container name, `<project>-<service>-<n>`.
     pub containers: BTreeMap<String, ContainerRecord>,
+    /// Containers the user removed (`stack rm`): the watcher does not make
+    /// them again; `up` does, and forgets them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub removed_by_user: std::collections::BTreeSet<String>,
     /// The stack files it was last applied from (for `stack ls`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_files: Vec<std::path::PathBuf>,

@@ -133,7 +133,7 @@ volumes:
     sb.host.publish("busybox", A);
     // `stack run job`: the dependencies, and job's image, network and volume.
     let opts = UpOptions {
-        services: vec!["db".into()],
+        services: vec!["job".into()],
         prepare_only: BTreeSet::from(["job".to_string()]),
         ..UpOptions::default()
     };

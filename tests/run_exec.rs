@@ -172,6 +172,11 @@ services:
         ),
     );
 
+    // --no-deps: only the one-off (its network is made all the same).
+    let o = p.run(&["run", "--rm", "-T", "--no-deps", "tool", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(!p.ok(&["ps", "-a"]).contains(&p.container("db", 1)));
+
     // Before any `up`: run brings the dependency up, not the service itself.
     let o = p.run(&["run", "--rm", "-T", "tool"]);
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
@@ -219,6 +224,44 @@ services:
         "echo $X $(pwd) $(id -u)",
     ]);
     assert_eq!(text(&o).0, "over /tmp 65534\n", "{:?}", text(&o));
+    // -v: a bind mount of the project's directory.
+    std::fs::create_dir_all(p.dir().join("data")).unwrap();
+    let o = p.run(&[
+        "run",
+        "--rm",
+        "-T",
+        "-v",
+        "./data:/data",
+        "web",
+        "sh",
+        "-c",
+        "echo written > /data/out",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(p.dir().join("data/out")).unwrap(),
+        "written\n"
+    );
+
+    // Ctrl-C (SIGINT to `stack run`) reaches the container's process.
+    let trapped = format!("{}-trap", p.name);
+    let mut child = p
+        .command()
+        .args(["run", "--rm", "-T", "--name", &trapped, "web", "sh", "-c"])
+        .arg("trap 'exit 9' INT; echo ready; while :; do sleep 0.1; done")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: kill(2) on the `stack run` this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(9));
+    assert!(p.state(&trapped).is_none(), "--rm left {trapped}");
+
     // The service's fixed port is not published (web-1 holds it): runs fine.
     let o = p.run(&["run", "--rm", "-T", "web", "true"]);
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));

@@ -137,16 +137,10 @@ fn run(global: &Global, args: &RunArgs) -> Result<u8, Failure> {
     let host = rt.block_on(containers::open_host(global, &scope))?;
     let prepared = rt.block_on(async {
         let lock = containers::lock(&global.root, &scope.project)?;
-        // Dependencies up, and the service's image, networks and volumes.
-        let mut services: Vec<String> = vec![args.service.clone()];
-        services.extend(
-            service
-                .dependencies()
-                .into_iter()
-                .map(|(d, _)| d.to_string()),
-        );
+        // Dependencies up (unless --no-deps), and the service's image,
+        // networks and volumes.
         let opts = UpOptions {
-            services,
+            services: vec![args.service.clone()],
             no_deps: args.no_deps,
             prepare_only: BTreeSet::from([args.service.clone()]),
             ..UpOptions::default()

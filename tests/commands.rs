@@ -174,15 +174,29 @@ services:
     );
 }
 
-/// The freezer state of a container's cgroup (v1 `freezer.state`).
+/// The freezer state of a container's cgroup: v1's `freezer.state`, or
+/// on a cgroup v2 host what `cgroup.events` says, in v1's words.
 fn freezer_state(project: &str, container: &str) -> Option<String> {
-    let path = PathBuf::from("/sys/fs/cgroup/freezer/stack")
+    let v1 = PathBuf::from("/sys/fs/cgroup/freezer/stack")
         .join(project)
         .join(container)
         .join("freezer.state");
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
+    if let Ok(s) = std::fs::read_to_string(v1) {
+        return Some(s.trim().to_string());
+    }
+    let v2 = PathBuf::from("/sys/fs/cgroup/stack")
+        .join(project)
+        .join(container)
+        .join("cgroup.events");
+    let events = std::fs::read_to_string(v2).ok()?;
+    Some(
+        if events.lines().any(|l| l == "frozen 1") {
+            "FROZEN"
+        } else {
+            "THAWED"
+        }
+        .into(),
+    )
 }
 
 /// The host port web's 8080 is published on (`stack port`).

@@ -128,10 +128,15 @@ fn run(global: &Global, args: &RunArgs) -> Result<u8, Failure> {
     definition.stdin_open = interactive;
     definition.restart = None;
     definition.container_name = None;
+    let short = short_id();
     let name = args
         .name
         .clone()
-        .unwrap_or_else(|| format!("{}-{}-run-{}", scope.project, args.service, short_id()));
+        .unwrap_or_else(|| format!("{}-{}-run-{short}", scope.project, args.service));
+    // Docker's hostname for a container: its short id.
+    if definition.hostname.is_none() {
+        definition.hostname = Some(short);
+    }
 
     let rt = containers::tokio()?;
     let host = rt.block_on(containers::open_host(global, &scope))?;

@@ -164,6 +164,9 @@ services:
     let sample = json(&p.ok(&["stats", "--no-stream", "--format", "json", "web"]));
     assert!(sample[0]["MemBytes"].as_u64().unwrap() > 0, "{sample}");
     assert_eq!(sample[0]["PIDs"], "1");
+    // Traffic: the page fetched above went through its eth0.
+    let net = sample[0]["NetIO"].as_str().unwrap();
+    assert!(net.contains(" / ") && !net.starts_with("0B"), "{net}");
 
     // version.
     let v = p.ok(&["version", "--short"]);

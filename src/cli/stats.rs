@@ -61,7 +61,14 @@ pub fn run(global: &Global, args: &StatsArgs) -> Result<(), Failure> {
                 out,
                 "{}",
                 render_table(
-                    &["NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"],
+                    &[
+                        "NAME",
+                        "CPU %",
+                        "MEM USAGE / LIMIT",
+                        "MEM %",
+                        "NET I/O",
+                        "PIDS"
+                    ],
                     &table
                 )
             )?;
@@ -86,6 +93,8 @@ struct Row {
     memory: u64,
     limit: u64,
     pids: u64,
+    /// Bytes received and sent on its interfaces (loopback aside).
+    net: Option<(u64, u64)>,
 }
 
 impl Row {
@@ -111,6 +120,12 @@ impl Row {
             memory,
             limit: limit.min(host_memory.max(1)),
             pids,
+            net: c
+                .state
+                .as_ref()
+                .and_then(|s| s.pid)
+                .filter(|_| c.status.is_running())
+                .and_then(net_io),
         }
     }
 
@@ -128,8 +143,15 @@ impl Row {
             format!("{:.2}%", self.cpu),
             format!("{} / {}", bytes(self.memory), bytes(self.limit)),
             format!("{:.2}%", self.mem_percent()),
+            self.net_text(),
             self.pids.to_string(),
         ]
+    }
+
+    fn net_text(&self) -> String {
+        self.net.map_or("--".into(), |(rx, tx)| {
+            format!("{} / {}", decimal(rx), decimal(tx))
+        })
     }
 
     fn json(&self) -> serde_json::Value {
@@ -140,6 +162,7 @@ impl Row {
             "MemPerc": format!("{:.2}%", self.mem_percent()),
             "MemBytes": self.memory,
             "MemLimitBytes": self.limit,
+            "NetIO": self.net_text(),
             "PIDs": self.pids.to_string(),
         })
     }
@@ -159,6 +182,44 @@ fn bytes(n: u64) -> String {
     } else {
         format!("{v:.2}{}", UNITS[unit])
     }
+}
+
+/// Decimal units with three significant digits, as docker prints network
+/// traffic: `936B`, `1.23kB`, `45.6MB`.
+fn decimal(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    match (unit, v) {
+        (0, _) => format!("{n}B"),
+        (_, v) if v < 10.0 => format!("{v:.2}{}", UNITS[unit]),
+        (_, v) if v < 100.0 => format!("{v:.1}{}", UNITS[unit]),
+        _ => format!("{v:.0}{}", UNITS[unit]),
+    }
+}
+
+/// Received and sent bytes of the network namespace of `pid`, from its
+/// /proc/<pid>/net/dev, the loopback left out.
+fn net_io(pid: i32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
+    let mut total = (0, 0);
+    for line in text.lines().skip(2) {
+        let (name, rest) = line.split_once(':')?;
+        if name.trim() == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        total.0 += f.first().copied().unwrap_or(0);
+        total.1 += f.get(8).copied().unwrap_or(0);
+    }
+    Some(total)
 }
 
 /// The host's memory in bytes (/proc/meminfo's MemTotal).
@@ -183,5 +244,8 @@ mod tests {
     fn sizes_use_binary_units() {
         assert_eq!(super::bytes(512), "512B");
         assert_eq!(super::bytes(1536 * 1024), "1.50MiB");
+        assert_eq!(super::decimal(936), "936B");
+        assert_eq!(super::decimal(1234), "1.23kB");
+        assert_eq!(super::decimal(45_600_000), "45.6MB");
     }
 }

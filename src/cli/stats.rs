@@ -4,7 +4,8 @@
 //! CPU % is the CPU time used between two samples a second apart, over
 //! that second, per cent of one CPU (docker's measure, so two busy CPUs
 //! show 200%). The memory limit is the container's, else the host's
-//! memory. On a terminal the table is redrawn every second until Ctrl-C;
+//! memory. NET I/O is what crossed the container's interfaces (its network
+//! namespace's counters, loopback aside). On a terminal the table is redrawn every second until Ctrl-C;
 //! `--no-stream` prints one sample and exits.
 //!
 //! [`Usage`]: crate::runtime::cgroup::Usage

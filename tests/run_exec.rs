@@ -109,6 +109,23 @@ services:
     // Inside its pid namespace: the container's command is pid 1.
     let o = p.run(&["exec", "-T", "app", "cat", "/proc/1/cmdline"]);
     assert!(text(&o).0.starts_with("sleep"), "{:?}", text(&o));
+    // A signal sent to `stack exec` reaches the command.
+    let mut child = p
+        .command()
+        .args(["exec", "-T", "app", "sh", "-c"])
+        .arg("trap 'exit 8' TERM; echo ready; while :; do sleep 0.1; done")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: kill(2) on the `stack exec` this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(8));
+
     // -d: in the background.
     p.ok(&[
         "exec",

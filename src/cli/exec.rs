@@ -25,26 +25,29 @@ pub fn want_tty(a: &StdinArgs) -> bool {
     a.tty || (!a.no_tty && a.interactive && std::io::stdin().is_terminal())
 }
 
-/// The exit status of a child as a shell reports it.
-pub fn exit_code(status: std::process::ExitStatus) -> u8 {
-    use std::os::unix::process::ExitStatusExt as _;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => c as u8,
-        (None, Some(s)) => 128u8.wrapping_add(s as u8),
-        _ => 1,
+/// A signal sent to us by another process (`kill`), to pass on.
+static FORWARD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel hands a valid siginfo to an SA_SIGINFO handler.
+    let code = unsafe { (*info).si_code };
+    // A terminal's Ctrl-C (si_code SI_KERNEL) reaches the helper too, as
+    // the whole foreground process group gets it; one from `kill` (SI_USER,
+    // SI_QUEUE) reached only us. Only an atomic store: async-signal-safe.
+    if code == libc::SI_USER || code == libc::SI_QUEUE {
+        FORWARD.store(sig, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
-extern "C" fn ignore(_: libc::c_int) {}
-
-/// Keeps a terminal's Ctrl-C (which reaches the whole process group) from
-/// killing us while a helper that forwards it to the container runs: a
-/// handler that does nothing, not SIG_IGN, which the helper would inherit.
+/// Keeps the signals that would end us from doing so while the helper runs
+/// the command (a handler, not SIG_IGN, which the helper would inherit),
+/// noting those to pass on to it.
 pub fn shield_signals() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    // No SA_RESTART: a signal interrupts the wait, so it is passed on at once.
     let action = SigAction::new(
-        SigHandler::Handler(ignore),
-        SaFlags::SA_RESTART,
+        SigHandler::SigAction(on_signal),
+        SaFlags::SA_SIGINFO,
         SigSet::empty(),
     );
     for s in [
@@ -53,8 +56,26 @@ pub fn shield_signals() {
         Signal::SIGTERM,
         Signal::SIGHUP,
     ] {
-        // SAFETY: the handler does nothing, which is async-signal-safe.
+        // SAFETY: the handler only reads its siginfo and stores to an atomic.
         let _ = unsafe { sigaction(s, &action) };
+    }
+}
+
+/// Waits for the helper, passing on the signals sent to us.
+pub fn wait_forwarding(child: &std::process::Child) -> anyhow::Result<u8> {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    loop {
+        let sig = FORWARD.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(sig) = nix::sys::signal::Signal::try_from(sig) {
+            let _ = nix::sys::signal::kill(pid, sig);
+        }
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
+            Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128u8.wrapping_add(s as u8)),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(anyhow!("cannot wait for the exec helper: {e}")),
+        }
     }
 }
 
@@ -122,6 +143,6 @@ fn run(global: &Global, args: &ExecArgs) -> Result<u8, Failure> {
         cmd.stdin(Stdio::null());
     }
     shield_signals();
-    let status = cmd.status().context("cannot start the exec helper")?;
-    Ok(exit_code(status))
+    let child = cmd.spawn().context("cannot start the exec helper")?;
+    Ok(wait_forwarding(&child)?)
 }

@@ -7,11 +7,15 @@
 pub mod args;
 mod config;
 mod down;
+mod foreground;
 mod generate;
 mod image;
+mod logs;
 mod plan;
+mod progress;
 mod pull;
 pub mod render;
+mod rollback;
 pub mod runtime;
 mod up;
 mod volume;
@@ -30,7 +34,7 @@ pub const EXIT_INVALID_STACK: u8 = 3;
 
 /// Runs stack with the process's arguments and environment.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(follow_flag(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -55,6 +59,8 @@ pub fn main() -> ExitCode {
         args::Command::Up(a) => return up::up(&cli.global, a),
         args::Command::Watch(a) => return up::watcher(&cli.global, a),
         args::Command::Ps(a) => return up::ps(&cli.global, a),
+        args::Command::Logs(a) => return logs::main(&cli.global, a),
+        args::Command::Rollback(a) => return rollback::main(&cli.global, a),
         args::Command::Pull(a) => pull::run(&cli.global, a),
         args::Command::Image { command } => image::run(&cli.global, command),
         args::Command::Runtime { command } => {
@@ -71,6 +77,39 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => ExitCode::from(report(failure)),
     }
+}
+
+/// `stack logs -f` means follow, as in compose, although `-f` is the
+/// global `--file` everywhere else: after the `logs` command word, `-f`
+/// becomes `--follow` (a file goes before the command: `stack -f x logs`).
+fn follow_flag(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut after_logs = false;
+    let mut value_next = false;
+    for (i, a) in args.enumerate() {
+        if i > 0 && !after_logs && !value_next && a == "logs" {
+            after_logs = true;
+        } else if after_logs && a == "-f" {
+            out.push("--follow".into());
+            continue;
+        }
+        // Global flags that take a value: their value is not a command word.
+        value_next = !after_logs
+            && [
+                "-f",
+                "--file",
+                "-p",
+                "--project-name",
+                "--project-directory",
+                "--env-file",
+                "--profile",
+                "--root",
+            ]
+            .iter()
+            .any(|f| a == *f);
+        out.push(a);
+    }
+    out
 }
 
 /// Prints a failure to standard error and returns its exit code.
@@ -140,4 +179,32 @@ pub fn load_options(
         environment: std::env::vars().collect(),
         stdin,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::follow_flag;
+
+    fn run(args: &[&str]) -> Vec<String> {
+        follow_flag(args.iter().map(std::ffi::OsString::from))
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn dash_f_after_logs_is_follow() {
+        assert_eq!(
+            run(&["stack", "logs", "-f", "web"]),
+            ["stack", "logs", "--follow", "web"]
+        );
+        assert_eq!(
+            run(&["stack", "-f", "logs", "logs", "-f"]),
+            ["stack", "-f", "logs", "logs", "--follow"]
+        );
+        assert_eq!(
+            run(&["stack", "-f", "x.yml", "up"]),
+            ["stack", "-f", "x.yml", "up"]
+        );
+    }
 }

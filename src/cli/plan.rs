@@ -64,6 +64,7 @@ fn run(global: &Global, args: &PlanArgs) -> Result<bool, Failure> {
         no_deps: args.no_deps,
         always_recreate_deps: args.always_recreate_deps,
         remove_orphans: args.remove_orphans,
+        ..UpOptions::default()
     };
     let store = Store::new(&global.root);
     let observed = observe_project(&store, &stack.name, Some(stack))?;

@@ -50,6 +50,10 @@ pub struct UpOptions {
     pub no_deps: bool,
     pub always_recreate_deps: bool,
     pub remove_orphans: bool,
+    /// `up --no-start`: create what is missing or diverged, start nothing.
+    pub no_start: bool,
+    /// `up --pull`: this policy for every image instead of the services' own.
+    pub pull: Option<PullPolicy>,
 }
 
 /// The flags of `down`.
@@ -288,7 +292,58 @@ pub fn plan_up(stack: &Stack, observed: &Observed, opts: &UpOptions) -> Result<P
     }
     let graph = Graph::new(stack)?;
     let desired = Desired::new(stack, &opts.scale)?;
-    Planner::new(stack, observed, opts, &graph, &desired).run()
+    let plan = Planner::new(stack, observed, opts, &graph, &desired).run()?;
+    Ok(if opts.no_start {
+        without_starts(plan)
+    } else {
+        plan
+    })
+}
+
+/// `up --no-start`: the plan without its starts and the waits that gate
+/// them. An operation that waited for a dropped one waits for what that
+/// one waited for, so the order of what is left is kept.
+fn without_starts(mut plan: Plan) -> Plan {
+    let dropped: Vec<bool> = plan
+        .ops
+        .iter()
+        .map(|op| matches!(op.action, Action::Start | Action::Wait))
+        .collect();
+    // What each op waits for, with dropped ops replaced by their own waits
+    // (ids only grow, so one pass in order resolves chains).
+    let mut resolved: Vec<BTreeSet<usize>> = Vec::with_capacity(plan.ops.len());
+    for op in &plan.ops {
+        let mut set = BTreeSet::new();
+        for &a in &op.after {
+            if dropped[a] {
+                set.extend(resolved[a].iter().copied());
+            } else {
+                set.insert(a);
+            }
+        }
+        resolved.push(set);
+    }
+    let mut new_id = vec![usize::MAX; plan.ops.len()];
+    let mut next = 0;
+    for (id, d) in dropped.iter().enumerate() {
+        if !d {
+            new_id[id] = next;
+            next += 1;
+        }
+    }
+    let ops = std::mem::take(&mut plan.ops);
+    plan.ops = ops
+        .into_iter()
+        .zip(resolved)
+        .filter(|(op, _)| !dropped[op.id])
+        .map(|(mut op, after)| {
+            op.id = new_id[op.id];
+            op.after = after.into_iter().map(|a| new_id[a]).collect();
+            op
+        })
+        .collect();
+    plan.summary.start = 0;
+    plan
 }
 
 /// How a service's existing containers may be treated.
@@ -600,13 +655,15 @@ impl<'a> Planner<'a> {
             let local = observed.images.get(reference);
             let present = local.is_some();
             let wanted = needs_image.contains(reference);
+            let policy = self.opts.pull.unwrap_or(image.pull_policy);
             let decision = decide(
-                image.pull_policy,
+                policy,
                 present,
                 local.and_then(|i| i.pulled_at),
                 observed.now.unwrap_or(std::time::UNIX_EPOCH),
             );
-            let reason = match (image.pull_policy, decision) {
+            let reason = match (policy, decision) {
+                (PullPolicy::Always, _) if self.opts.pull.is_some() => Some("--pull always"),
                 (PullPolicy::Always, _) => Some("pull_policy: always"),
                 (PullPolicy::Every(_), PullDecision::Pull) if present => {
                     Some("pull_policy: the last pull is older than its refresh period")

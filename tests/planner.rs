@@ -883,12 +883,17 @@ async fn down_removes_dependents_first_then_networks_and_keeps_volumes() {
     assert_eq!(
         ops(&plan),
         [
+            "stop container p-web-1",
             "remove container p-web-1",
+            "stop container p-db-1",
             "remove container p-db-1",
             "remove network p_default",
         ]
     );
-    assert!(plan.ops[1].after.contains(&0));
+    // db stops after web; each is removed once it has stopped.
+    assert_eq!(plan.ops[2].after, [0]);
+    assert_eq!(plan.ops[1].after, [0]);
+    assert_eq!(plan.ops[3].after, [2]);
     assert!(plan.warnings[0].contains("p_data"), "{:?}", plan.warnings);
     sb.run(&plan).await.unwrap();
     let world = sb.host.world();
@@ -910,7 +915,9 @@ async fn down_without_the_file_uses_the_labels_and_volumes_go_when_asked() {
     assert_eq!(
         ops(&plan),
         [
+            "stop container p-web-1",
             "remove container p-web-1",
+            "stop container p-db-1",
             "remove container p-db-1",
             "remove network p_default",
             "remove volume p_data",

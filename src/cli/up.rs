@@ -646,7 +646,7 @@ fn spawn_watcher(global: &Global, args: &UpArgs, project: &str) -> anyhow::Resul
                 log.trim()
             ));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
     eprintln!("{project}: watcher started (pid {})", child.id());
     Ok(())
@@ -687,7 +687,7 @@ pub fn stop_watcher(root: &Path, project: &str) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(100));
             break;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
     let _ = std::fs::remove_file(&path);
     Ok(())

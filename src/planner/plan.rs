@@ -1410,13 +1410,17 @@ pub fn plan_down(
         .collect();
     let graph = Graph::from_edges(services, edges)?;
     let mut ops: Vec<Op> = Vec::new();
-    let mut removed: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // Running containers stop dependents first; each is removed as soon as
+    // it has stopped, so removals (the slow part: unmounts, links, cgroups)
+    // overlap instead of following the dependency chain.
+    let mut stopped: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut removals: Vec<usize> = Vec::new();
     let mut specs = Specs::default();
     for service in graph.order().rev() {
         let after: Vec<usize> = graph
             .dependents(service)
             .into_iter()
-            .flat_map(|(d, _)| removed.get(d).cloned().unwrap_or_default())
+            .flat_map(|(d, _)| stopped.get(d).cloned().unwrap_or_default())
             .collect();
         let mut mine: Vec<&&ObservedContainer> = containers
             .iter()
@@ -1424,6 +1428,21 @@ pub fn plan_down(
             .collect();
         mine.sort_by_key(|c| c.record.replica);
         for c in mine {
+            let mut remove_after = Vec::new();
+            if c.status.is_running() {
+                let id = ops.len();
+                ops.push(Op {
+                    id,
+                    action: Action::Stop,
+                    target: container_target(&c.record),
+                    reason: "stopped with the project, dependents first".into(),
+                    changes: Vec::new(),
+                    after: after.clone(),
+                    wait: None,
+                });
+                stopped.entry(service.to_string()).or_default().push(id);
+                remove_after.push(id);
+            }
             let id = ops.len();
             ops.push(Op {
                 id,
@@ -1431,10 +1450,10 @@ pub fn plan_down(
                 target: container_target(&c.record),
                 reason: "removed with the project".into(),
                 changes: Vec::new(),
-                after: after.clone(),
+                after: remove_after,
                 wait: None,
             });
-            removed.entry(service.to_string()).or_default().push(id);
+            removals.push(id);
             if let Some(d) = stack
                 .and_then(|s| s.services.get(service))
                 .and_then(|s| s.stop_grace_period)
@@ -1443,7 +1462,7 @@ pub fn plan_down(
             }
         }
     }
-    let all_containers: Vec<usize> = (0..ops.len()).collect();
+    let all_containers = removals;
     for (key, n) in &observed.networks {
         if n.external || !n.owned {
             continue;

@@ -178,9 +178,7 @@ impl Progress for Live {
                 if e.row.failed {
                     return;
                 }
-                if *state == OpState::Running && !e.row.busy {
-                    e.started = now;
-                }
+                // The time shown runs from the resource's first operation.
                 e.row.word = word;
                 e.row.busy = *state == OpState::Running;
                 e.row.failed = matches!(state, OpState::Failed(_));

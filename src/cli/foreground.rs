@@ -98,7 +98,19 @@ pub async fn stop_in_order(
                 if signals.load(Ordering::Relaxed) >= 2 {
                     eprintln!("killing the containers");
                     for n in &names {
-                        let _ = rt.kill(n, libc::SIGKILL);
+                        // Straight to the process: its shim is busy with the
+                        // graceful stop and would answer a kill request late.
+                        match rt.state(n).ok().and_then(|s| s.pid) {
+                            Some(pid) => {
+                                let _ = nix::sys::signal::kill(
+                                    nix::unistd::Pid::from_raw(pid),
+                                    nix::sys::signal::Signal::SIGKILL,
+                                );
+                            }
+                            None => {
+                                let _ = rt.kill(n, libc::SIGKILL);
+                            }
+                        }
                     }
                     return;
                 }

@@ -142,7 +142,8 @@ impl Printer {
         self.add(source);
         let mut out = String::new();
         if self.style.prefix {
-            let label = format!("{:<w$} | ", source.label(), w = self.width);
+            // Compose pads one beyond the longest name: `web-1  | `.
+            let label = format!("{:<w$} | ", source.label(), w = self.width + 1);
             match (self.style.color, self.colors.get(&source.service)) {
                 (true, Some(c)) => out.push_str(&format!("\x1b[{c}m{label}\x1b[0m")),
                 _ => out.push_str(&label),
@@ -555,7 +556,7 @@ mod tests {
         p.add(&src("database", 1));
         assert_eq!(
             p.line(&src("web", 1), &entry(0, "hi", false)),
-            "web-1      | hi"
+            "web-1       | hi"
         );
         let mut c = Printer::new(Style {
             color: true,
@@ -564,8 +565,8 @@ mod tests {
         });
         let a = c.line(&src("a", 1), &entry(1_000_000_000, "x", false));
         let b = c.line(&src("b", 1), &entry(0, "y", false));
-        assert_eq!(a, "\x1b[36ma-1 | \x1b[0m1970-01-01T00:00:01.000000000Z x");
-        assert!(b.starts_with("\x1b[33mb-1 | "), "{b}");
+        assert_eq!(a, "\x1b[36ma-1  | \x1b[0m1970-01-01T00:00:01.000000000Z x");
+        assert!(b.starts_with("\x1b[33mb-1  | "), "{b}");
         let mut bare = Printer::new(Style::default());
         assert_eq!(bare.line(&src("a", 1), &entry(0, "z", false)), "z");
     }

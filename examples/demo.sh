@@ -1,9 +1,12 @@
 #!/bin/sh
 # The README's demo, on a fresh machine without internet (as root):
 # installs busybox-static and nftables if missing, builds a busybox root
-# file system, imports it as localhost/busybox:latest, brings
-# examples/stacks/demo up under a temporary state root, shows `stack ps`,
-# fetches the web page from the published port, and takes it all down.
+# file system, imports it as localhost/busybox:latest, brings the
+# three-tier example (examples/stacks/threetier: web -> api -> store with
+# a volume) up with `stack up --wait` under a temporary state root, shows
+# `stack ps`, fetches the page from the published port twice (the visit
+# counter kept by the store goes up), shows the logs, and takes it all
+# down with `stack down -v`.
 #
 #   sudo sh examples/demo.sh            # builds stack with cargo first
 #   STACK=/path/to/stack sh examples/demo.sh
@@ -37,7 +40,7 @@ fi
 work=$(mktemp -d /tmp/stack-demo.XXXXXX)
 root="$work/root"
 cleanup() {
-    "$STACK" --root "$root" -f "$repo/examples/stacks/demo/compose.yaml" down -v >/dev/null 2>&1 || true
+    "$STACK" --root "$root" -f "$repo/examples/stacks/threetier/compose.yaml" down -v >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -59,13 +62,13 @@ find "$rootfs" -exec touch -h -d @0 {} +
 "$STACK" --root "$root" image import "$rootfs" localhost/busybox:latest -c 'CMD ["sh"]'
 
 export IMAGE=localhost/busybox:latest WEB_PORT="$port"
-stack() { "$STACK" --root "$root" -f "$repo/examples/stacks/demo/compose.yaml" "$@"; }
+stack() { "$STACK" --root "$root" -f "$repo/examples/stacks/threetier/compose.yaml" "$@"; }
 
-echo "+ stack up -d"
-stack up -d
+echo "+ stack up --wait"
+stack up --wait
 echo "+ stack ps"
 stack ps
-echo "+ fetch http://127.0.0.1:$port/"
+echo "+ fetch http://127.0.0.1:$port/ (twice)"
 fetch() {
     if command -v curl >/dev/null 2>&1; then curl -fsS -m 2 "$1"
     elif command -v wget >/dev/null 2>&1; then wget -q -T 2 -O - "$1"
@@ -77,6 +80,9 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
     if fetch "http://127.0.0.1:$port/"; then ok=1; break; fi
     sleep 0.5
 done
+[ -z "$ok" ] || fetch "http://127.0.0.1:$port/" || ok=""
+echo "+ stack logs --tail 5"
+stack logs --tail 5
 echo "+ stack down -v"
 stack down -v
 [ -n "$ok" ] || { echo "demo: the page did not answer" >&2; exit 1; }

@@ -314,7 +314,7 @@ fn down_dry_run_lists_removals_dependents_first() {
         .unwrap();
     assert!(web < db && db < net, "{text}");
     assert!(
-        text.contains("Plan: 0 to create, 0 to recreate, 4 to remove."),
+        text.contains("Plan: 0 to create, 0 to recreate, 4 to remove (3 to stop)."),
         "{text}"
     );
     // Without the file, from the record alone.

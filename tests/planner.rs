@@ -883,12 +883,17 @@ async fn down_removes_dependents_first_then_networks_and_keeps_volumes() {
     assert_eq!(
         ops(&plan),
         [
+            "stop container p-web-1",
             "remove container p-web-1",
+            "stop container p-db-1",
             "remove container p-db-1",
             "remove network p_default",
         ]
     );
-    assert!(plan.ops[1].after.contains(&0));
+    // db stops after web; each is removed once it has stopped.
+    assert_eq!(plan.ops[2].after, [0]);
+    assert_eq!(plan.ops[1].after, [0]);
+    assert_eq!(plan.ops[3].after, [2]);
     assert!(plan.warnings[0].contains("p_data"), "{:?}", plan.warnings);
     sb.run(&plan).await.unwrap();
     let world = sb.host.world();
@@ -910,7 +915,9 @@ async fn down_without_the_file_uses_the_labels_and_volumes_go_when_asked() {
     assert_eq!(
         ops(&plan),
         [
+            "stop container p-web-1",
             "remove container p-web-1",
+            "stop container p-db-1",
             "remove container p-db-1",
             "remove network p_default",
             "remove volume p_data",
@@ -1244,4 +1251,63 @@ async fn refresh_policies_pull_again_only_when_the_last_pull_is_old() {
         observed.images.get_mut(image).unwrap().pulled_at = None;
     }
     assert!(pulls(&observed).is_empty());
+}
+
+#[tokio::test]
+async fn no_start_creates_everything_and_starts_nothing() {
+    let mut sb = sandbox();
+    let opts = UpOptions {
+        no_start: true,
+        ..up()
+    };
+    let (plan, _) = sb.up(&load(WEB_DB), &opts).await.unwrap();
+    assert_runnable(&plan);
+    assert_eq!(
+        ops(&plan),
+        [
+            "pull image busybox",
+            "pull image redis",
+            "create network p_default",
+            "create volume p_data",
+            "create container p-db-1",
+            "create container p-web-1",
+        ]
+    );
+    assert_eq!(plan.summary.start, 0);
+    let world = sb.host.world();
+    assert!(
+        world
+            .containers
+            .values()
+            .all(|c| c.status == Status::Created),
+        "{:?}",
+        world.containers
+    );
+    // A later `up` starts them, in order.
+    let (plan, _) = sb.up(&load(WEB_DB), &up()).await.unwrap();
+    assert_eq!(
+        ops(&plan),
+        ["start container p-db-1", "start container p-web-1"]
+    );
+}
+
+#[tokio::test]
+async fn the_pull_flag_overrides_the_services_policy() {
+    let mut sb = sandbox();
+    sb.up(&load(WEB_DB), &up()).await.unwrap();
+    let always = UpOptions {
+        pull: Some(stack::planner::pull_policy::PullPolicy::Always),
+        ..up()
+    };
+    let plan = sb.plan(&load(WEB_DB), &always).await.unwrap();
+    assert_eq!(
+        reasons(&plan, Action::Pull),
+        ["image busybox: --pull always", "image redis: --pull always"]
+    );
+    // `never` with the images present: nothing to pull, nothing to do.
+    let never = UpOptions {
+        pull: Some(stack::planner::pull_policy::PullPolicy::Never),
+        ..up()
+    };
+    assert!(sb.plan(&load(WEB_DB), &never).await.unwrap().is_empty());
 }

@@ -127,6 +127,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Stop and remove the project's containers and networks (`--dry-run`: only show it).
     Down(DownArgs),
+    /// Show the output of the project's containers, merged in time order.
+    Logs(LogsArgs),
+    /// Return the project to its previous applied revision (or revision N).
+    Rollback(RollbackArgs),
     /// Pull the images of the stack's services (all, or those named).
     Pull(PullArgs),
     /// Manage the image store: list, inspect, pull, remove, prune, load, import.
@@ -183,7 +187,7 @@ pub struct PlanArgs {
     pub remove_orphans: bool,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct UpArgs {
     /// Only these services and, unless --no-deps, what they depend on.
     #[arg(value_name = "SERVICE")]
@@ -216,6 +220,137 @@ pub struct UpArgs {
     /// Speak plain HTTP to this registry (`host:port`; repeatable).
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registries: Vec<String>,
+
+    /// Recreate the dependencies of the named services too.
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub always_recreate_deps: bool,
+
+    /// Accepted for compose compatibility: a recreated container always
+    /// gets new anonymous volumes in stack. (No `-V`: that is `--version`.)
+    #[arg(long)]
+    pub renew_anon_volumes: bool,
+
+    /// Create the containers (and networks, volumes) without starting them.
+    #[arg(long, conflicts_with_all = ["wait", "abort_on_container_exit", "exit_code_from"])]
+    pub no_start: bool,
+
+    /// Pull images: always, missing, never, or as each service's pull_policy says (policy).
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = PullFlag::Policy)]
+    pub pull: PullFlag,
+
+    /// Do not print pull progress.
+    #[arg(long)]
+    pub quiet_pull: bool,
+
+    /// Seconds to wait for a container to stop before killing it (overrides stop_grace_period).
+    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
+    /// Return once every service is running and healthy (one-shots: exited 0); implies -d.
+    #[arg(long, conflicts_with = "abort_on_container_exit")]
+    pub wait: bool,
+
+    /// With --wait: give up after this many seconds (exit 1).
+    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    pub wait_timeout: Option<u64>,
+
+    /// Stop every container when any container exits (exit code: that container's).
+    #[arg(long, conflicts_with = "detach")]
+    pub abort_on_container_exit: bool,
+
+    /// Exit with this service's exit code (implies --abort-on-container-exit).
+    #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
+    pub exit_code_from: Option<String>,
+
+    /// Stream only these services' logs in the foreground (repeatable).
+    #[arg(long, value_name = "SERVICE")]
+    pub attach: Vec<String>,
+
+    /// Do not stream these services' logs in the foreground (repeatable).
+    #[arg(long, value_name = "SERVICE")]
+    pub no_attach: Vec<String>,
+
+    #[command(flatten)]
+    pub log: LogStyle,
+}
+
+/// `up --pull`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum PullFlag {
+    Always,
+    Missing,
+    Never,
+    /// Each service's `pull_policy`.
+    #[default]
+    Policy,
+}
+
+/// How log lines are printed (`up` in the foreground, `logs`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogStyle {
+    /// Print without colours.
+    #[arg(long)]
+    pub no_color: bool,
+
+    /// Print the lines without the `service-1  | ` prefix.
+    #[arg(long)]
+    pub no_log_prefix: bool,
+
+    /// Print each line's time (RFC 3339).
+    #[arg(long)]
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// Only these services.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Keep printing new lines (and new containers' lines) until Ctrl-C.
+    /// (`-f` after `logs` means this too, as in compose.)
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Only the last N lines of each container (`all`: every line).
+    #[arg(short = 'n', long, value_name = "N|all", default_value = "all")]
+    pub tail: String,
+
+    /// Lines since this time: RFC 3339 (`2026-01-02T15:04:05Z`), a Unix
+    /// time, or a duration back from now (`10m`, `1h30m`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Lines before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Only the container with this replica number.
+    #[arg(long, value_name = "N")]
+    pub index: Option<u32>,
+
+    /// Print each line's time (RFC 3339).
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+
+    /// Print without colours.
+    #[arg(long)]
+    pub no_color: bool,
+
+    /// Print the lines without the `service-1  | ` prefix.
+    #[arg(long)]
+    pub no_log_prefix: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// The revision to return to (default: the one before the current).
+    #[arg(long, value_name = "N")]
+    pub to: Option<u64>,
+
+    /// Only show what would change.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -561,6 +696,21 @@ pub struct DownArgs {
     /// Exit 0 when nothing would change, 2 when something would, 1 on an error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// Seconds to wait for each container to stop before killing it (overrides stop_grace_period).
+    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
+    /// Also remove images the services use: `local` those without an `image:` name, `all` every one.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub rmi: Option<Rmi>,
+}
+
+/// `down --rmi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rmi {
+    Local,
+    All,
 }
 
 /// `web=3` into (`web`, 3).

@@ -10,16 +10,20 @@ mod config;
 mod containers;
 mod down;
 mod exec;
+mod foreground;
 mod generate;
 mod image;
 mod images;
 mod lifecycle;
+mod logs;
 mod ls;
 mod plan;
 mod port;
+mod progress;
 mod ps;
 mod pull;
 pub mod render;
+mod rollback;
 mod run;
 pub mod runtime;
 mod stats;
@@ -84,6 +88,8 @@ pub fn main() -> ExitCode {
         args::Command::Ls(a) => ls::run(&cli.global, a),
         args::Command::Version(a) => version::run(a),
         args::Command::Systemd(a) => systemd::run(&cli.global, a),
+        args::Command::Logs(a) => return logs::main(&cli.global, a),
+        args::Command::Rollback(a) => return rollback::main(&cli.global, a),
         args::Command::Pull(a) => pull::run(&cli.global, a),
         args::Command::Image { command } => image::run(&cli.global, command),
         args::Command::Runtime { command } => {
@@ -102,9 +108,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Gives `-p` after `run` and `-f` after `rm` compose's meanings
-/// (`--publish`, `--force`): in compose, a subcommand's own short flag
-/// wins over the global one of the same letter, which clap cannot express.
+/// Gives `-p` after `run`, `-f` after `rm` and `-f` after `logs` compose's
+/// meanings (`--publish`, `--force`, `--follow`): in compose, a
+/// subcommand's own short flag wins over the global one of the same
+/// letter, which clap cannot express.
 fn compose_shorts(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     // Global flags that take a value, to find the subcommand.
     const GLOBAL_VALUES: [&str; 8] = [
@@ -138,6 +145,16 @@ fn compose_shorts(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
         "--project-directory",
         "--root",
     ];
+    const LOGS_VALUES: [&str; 8] = [
+        "-n",
+        "--tail",
+        "--since",
+        "--until",
+        "--index",
+        "--file",
+        "--project-directory",
+        "--root",
+    ];
     let mut i = 1;
     while i < args.len() {
         let a = args[i].to_string_lossy();
@@ -149,16 +166,17 @@ fn compose_shorts(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
             break;
         }
     }
-    let (sub, own, value_flags): (&str, &str, &[&str]) = match args
+    // The subcommand's short flag, its long name, and whether it takes a value.
+    let (sub, short, own, takes_value, value_flags): (&str, &str, &str, bool, &[&str]) = match args
         .get(i)
         .map(|a| a.to_string_lossy().into_owned())
         .as_deref()
     {
-        Some("run") => ("run", "--publish", &RUN_VALUES),
-        Some("rm") => ("rm", "--force", &[]),
+        Some("run") => ("run", "-p", "--publish", true, &RUN_VALUES),
+        Some("rm") => ("rm", "-f", "--force", false, &[]),
+        Some("logs") => ("logs", "-f", "--follow", false, &LOGS_VALUES),
         _ => return args,
     };
-    let short = if sub == "run" { "-p" } else { "-f" };
     i += 1;
     while i < args.len() {
         let a = args[i].to_string_lossy().into_owned();
@@ -172,11 +190,11 @@ fn compose_shorts(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
         }
         if a == short {
             args[i] = own.into();
-            i += 2;
+            i += if takes_value { 2 } else { 1 };
             continue;
         }
-        if sub == "rm" && a.len() > 2 && !a.starts_with("--") && a.contains('f') {
-            // `-sf`: the same letters, `f` as --force.
+        if !takes_value && a.len() > 2 && !a.starts_with("--") && a.contains('f') {
+            // `-sf`, `-ft`: the same letters, `f` as the long flag.
             let rest: String = a[1..].chars().filter(|c| *c != 'f').collect();
             args[i] = format!("-{rest}").into();
             args.insert(i + 1, own.into());
@@ -274,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn run_p_publishes_and_rm_f_forces_as_in_compose() {
+    fn run_p_publishes_rm_f_forces_and_logs_f_follows_as_in_compose() {
         assert_eq!(
             words(&[
                 "stack", "-p", "x", "run", "-e", "A=1", "-p", "80:80", "web", "sh", "-p"
@@ -298,6 +316,16 @@ mod tests {
             ["stack", "-f", "a.yml", "rm", "-s", "--force", "web"]
         );
         assert_eq!(words(&["stack", "rm", "-f"]), ["stack", "rm", "--force"]);
+        assert_eq!(
+            words(&["stack", "-f", "logs", "logs", "-f", "--tail", "5", "web"]),
+            [
+                "stack", "-f", "logs", "logs", "--follow", "--tail", "5", "web"
+            ]
+        );
+        assert_eq!(
+            words(&["stack", "logs", "-ft", "web"]),
+            ["stack", "logs", "-t", "--follow", "web"]
+        );
         assert_eq!(
             words(&["stack", "-p", "x", "up", "-d"]),
             ["stack", "-p", "x", "up", "-d"]

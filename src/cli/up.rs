@@ -14,22 +14,30 @@
 //! the gateways are its. A foreground `up` runs the same loop in-process
 //! until Ctrl-C, then stops the containers.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, anyhow};
 
 use super::Failure;
-use super::args::{DownArgs, Global, UpArgs};
+use super::args::{DownArgs, Global, PullFlag, Rmi, UpArgs};
+use super::foreground;
+use super::logs::Filter;
+use super::progress::{self, Settings};
 use crate::host::{HostOptions, LinuxHost};
 use crate::planner::apply;
-use crate::planner::backend::Runtime as _;
-use crate::planner::execute::{ExecError, ExecOptions, OpState, Progress};
-use crate::planner::plan::{Action, DownOptions, Op, UpOptions};
+use crate::planner::backend::{Runtime as _, Status};
+use crate::planner::desired::labels;
+use crate::planner::execute::{ExecError, ExecOptions, Progress};
+use crate::planner::plan::{DownOptions, UpOptions};
+use crate::planner::pull_policy::PullPolicy;
+use crate::runtime::container;
 use crate::spec::{self, Stack};
 use crate::state::Store;
 use crate::watch::backoff::{Backoff, Policy};
@@ -38,15 +46,19 @@ use crate::watch::{self, Round};
 /// How often the watcher resyncs.
 const RESYNC: Duration = Duration::from_millis(500);
 
-/// Set by SIGTERM/SIGINT in the watcher and a foreground `up`.
-static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGTERM/SIGINT in the watcher, a foreground `up` and `logs -f`.
+pub(super) static STOP: AtomicBool = AtomicBool::new(false);
+
+/// How many of those signals arrived: a foreground `up` kills on the second.
+pub(super) static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
+    // Only atomic operations: async-signal-safe.
     STOP.store(true, Ordering::Relaxed);
+    SIGNALS.fetch_add(1, Ordering::Relaxed);
 }
 
-fn catch_signals() -> anyhow::Result<()> {
+pub(super) fn catch_signals() -> anyhow::Result<()> {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
@@ -54,7 +66,7 @@ fn catch_signals() -> anyhow::Result<()> {
         SigSet::empty(),
     );
     for s in [Signal::SIGTERM, Signal::SIGINT] {
-        // SAFETY: the handler only stores to an atomic, which is
+        // SAFETY: the handler only does atomic operations, which are
         // async-signal-safe, and replaces no handler anyone else relies on.
         unsafe { sigaction(s, &action) }.context("cannot install a signal handler")?;
     }
@@ -69,23 +81,6 @@ pub(crate) fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Prints each operation as it finishes, one plain line each.
-struct Lines;
-
-impl Progress for Lines {
-    fn update(&self, op: &Op, state: &OpState) {
-        if op.action == Action::Wait && *state == OpState::Running {
-            eprintln!("  waiting: {}", op.text());
-        }
-        match state {
-            OpState::Running => {}
-            OpState::Done => eprintln!("  done: {}", op.text()),
-            OpState::Warning(w) => eprintln!("  warning: {}: {w}", op.text()),
-            OpState::Failed(e) => eprintln!("  FAILED: {}: {e}", op.text()),
-        }
-    }
-}
-
 fn up_options(args: &UpArgs) -> UpOptions {
     UpOptions {
         services: args.services.clone(),
@@ -93,60 +88,136 @@ fn up_options(args: &UpArgs) -> UpOptions {
         force_recreate: args.force_recreate,
         no_recreate: args.no_recreate,
         no_deps: args.no_deps,
-        always_recreate_deps: false,
+        always_recreate_deps: args.always_recreate_deps,
         remove_orphans: args.remove_orphans,
+        no_start: args.no_start,
+        pull: match args.pull {
+            PullFlag::Always => Some(PullPolicy::Always),
+            PullFlag::Missing => Some(PullPolicy::Missing),
+            PullFlag::Never => Some(PullPolicy::Never),
+            PullFlag::Policy => None,
+        },
         ..UpOptions::default()
+    }
+}
+
+fn exec_options(args: &UpArgs) -> ExecOptions {
+    let defaults = ExecOptions::default();
+    ExecOptions {
+        stop_timeout: args.timeout.map(Duration::from_secs),
+        wait_timeout: args
+            .wait_timeout
+            .map_or(defaults.wait_timeout, Duration::from_secs),
+        ..defaults
     }
 }
 
 /// Runs `stack up`.
 pub fn up(global: &Global, args: &UpArgs) -> ExitCode {
-    match up_inner(global, args) {
-        Ok(()) => ExitCode::SUCCESS,
+    let run = || -> Result<u8, Failure> {
+        let opts = super::load_options(global, &args.services)?;
+        let project = spec::load(&opts)?;
+        up_with(global, args, project, true)
+    };
+    match run() {
+        Ok(code) => ExitCode::from(code),
         Err(f) => ExitCode::from(super::report(f)),
     }
 }
 
-fn up_inner(global: &Global, args: &UpArgs) -> Result<(), Failure> {
-    let opts = super::load_options(global, &args.services)?;
-    let project = spec::load(&opts)?;
+/// Why `up` did not finish, and whether the host changed (then the
+/// previous revision is restored).
+struct UpFailure {
+    text: String,
+    changed: bool,
+}
+
+/// `up` of a loaded project: apply, then wait, detach or stay in the
+/// foreground. With `restore`, a failure after the host changed brings the
+/// previous revision back. Returns the process's exit code.
+pub(super) fn up_with(
+    global: &Global,
+    args: &UpArgs,
+    project: spec::Project,
+    restore: bool,
+) -> Result<u8, Failure> {
     let stack = &project.stack;
+    for name in args
+        .attach
+        .iter()
+        .chain(&args.no_attach)
+        .chain(&args.exit_code_from)
+    {
+        if !stack.services.contains_key(name) {
+            return Err(anyhow!("no service `{name}` in the stack (given to --attach, --no-attach or --exit-code-from)").into());
+        }
+    }
+    let detach = args.detach || args.wait;
     let store = Store::new(&global.root);
     stop_watcher(&global.root, &stack.name)?;
-    let rt = tokio()?;
-    let host_opts = HostOptions {
-        insecure_registries: args.insecure_registries.clone(),
-        ..HostOptions::default()
+    // The revision running now: brought back if this update fails.
+    let previous = if restore {
+        store
+            .revisions(&stack.name)
+            .map_err(anyhow::Error::from)?
+            .last()
+            .copied()
+    } else {
+        None
     };
+    let rt = tokio()?;
+    let progress = progress::pick(Settings {
+        quiet_pull: args.quiet_pull,
+    });
+    let exec = exec_options(args);
+    let started = SystemTime::now();
+    let mut watcher_global = global.clone();
+    let mut watcher_args = args.clone();
     let result: Result<(), Failure> = rt.block_on(async {
         let host = LinuxHost::open(
             &global.root,
             &stack.name,
             Some((stack, &project.env)),
-            host_opts,
+            HostOptions {
+                insecure_registries: args.insecure_registries.clone(),
+                ..HostOptions::default()
+            },
         )
         .await
         .map_err(anyhow::Error::from)?;
-        let lock = store.lock(&stack.name).map_err(anyhow::Error::from)?;
-        let outcome = apply::up(
-            &host,
-            &lock,
-            stack,
-            &up_options(args),
-            &Lines,
-            &ExecOptions::default(),
-        )
-        .await;
-        drop(lock);
+        let outcome = apply_and_wait(&host, &store, stack, args, &*progress, &exec).await;
         let result = match outcome {
-            Ok((plan, _)) => {
+            Ok(plan) => {
                 for w in &plan.warnings {
                     eprintln!("warning: {w}");
                 }
                 eprintln!("{}: {}.", stack.name, plan.summary);
                 Ok(())
             }
-            Err(e) => Err(explain_failure(&host, e)),
+            Err(UpFailure { text, changed }) => {
+                let mut text = text;
+                if let Some(n) = previous.filter(|_| changed) {
+                    eprintln!("{}: restoring revision {n}", stack.name);
+                    match restore_revision(&host, &store, global, stack, n, &*progress, &exec)
+                        .await
+                    {
+                        Ok(file) => {
+                            text.push_str(&format!(
+                                "\nThe previous revision ({n}) was restored and runs; fix the file and run `stack up` again."
+                            ));
+                            watcher_global.files = vec![file];
+                            watcher_global.project_directory = Some(stack.project_dir.clone());
+                            watcher_global.env_files = Vec::new();
+                            watcher_global.profiles = vec!["*".into()];
+                            watcher_args = UpArgs::default();
+                        }
+                        Err(e) => text.push_str(&format!(
+                            "\nRestoring the previous revision ({n}) failed too: {e}"
+                        )),
+                    }
+                }
+                Err(Failure::Other(anyhow!(text)))
+            }
         };
         host.close().await;
         result
@@ -156,44 +227,279 @@ fn up_inner(global: &Global, args: &UpArgs) -> Result<(), Failure> {
         .ok()
         .flatten()
         .is_some_and(|r| !r.containers.is_empty());
-    if args.detach {
-        if has_containers {
-            spawn_watcher(global, args, &stack.name)?;
+    if detach || result.is_err() {
+        if (detach || previous.is_some()) && has_containers && !args.no_start {
+            spawn_watcher(&watcher_global, &watcher_args, &stack.name)?;
         }
-        return result;
+        return result.map(|()| 0);
     }
-    result?;
-    // Foreground: the watch loop here, until Ctrl-C; then stop the containers.
-    catch_signals()?;
-    eprintln!("{}: running; Ctrl-C stops the stack.", stack.name);
-    rt.block_on(watch_loop(global, args, stack, &project.env))?;
-    rt.block_on(async {
-        let host = LinuxHost::open(&global.root, &stack.name, None, HostOptions::default())
-            .await
-            .map_err(anyhow::Error::from)?;
-        for c in host.list(&stack.name).await.map_err(anyhow::Error::from)? {
-            eprintln!("  stopping {}", c.name);
-            let _ = host.stop(&c.name, None).await;
-        }
-        host.close().await;
-        Ok::<(), Failure>(())
-    })
+    if args.no_start {
+        return Ok(0);
+    }
+    foreground(global, args, &project, started, &rt)
 }
 
-/// The failure of `up`, with the failed container's last log lines.
-fn explain_failure(host: &LinuxHost, e: apply::ApplyError) -> Failure {
+/// Applies the stack, then with `--wait` waits for every service.
+async fn apply_and_wait(
+    host: &LinuxHost,
+    store: &Store,
+    stack: &Stack,
+    args: &UpArgs,
+    progress: &dyn Progress,
+    exec: &ExecOptions,
+) -> Result<crate::planner::Plan, UpFailure> {
+    let lock = store.lock(&stack.name).map_err(|e| UpFailure {
+        text: e.to_string(),
+        changed: false,
+    })?;
+    let outcome = apply::up(host, &lock, stack, &up_options(args), progress, exec).await;
+    drop(lock);
+    let plan = match outcome {
+        Ok((plan, _)) => plan,
+        Err(e) => {
+            let changed = matches!(e, apply::ApplyError::Exec(_));
+            return Err(UpFailure {
+                text: explain_failure(host, e),
+                changed,
+            });
+        }
+    };
+    if args.wait {
+        let services = selected_services(stack, args);
+        wait_ready(host, &stack.name, &services, exec.wait_timeout)
+            .await
+            .map_err(|text| UpFailure {
+                text,
+                changed: !plan.is_empty(),
+            })?;
+    }
+    Ok(plan)
+}
+
+/// Brings revision `n` back through the pipeline; returns the file the
+/// watcher should keep.
+async fn restore_revision(
+    host: &LinuxHost,
+    store: &Store,
+    global: &Global,
+    stack: &Stack,
+    n: u64,
+    progress: &dyn Progress,
+    exec: &ExecOptions,
+) -> anyhow::Result<PathBuf> {
+    let (old, file) =
+        super::rollback::load_revision(&global.root, &stack.name, n, &stack.project_dir).map_err(
+            |f| match f {
+                Failure::Other(e) => e,
+                Failure::Invalid(d) => anyhow!("{d}"),
+            },
+        )?;
+    let lock = store.lock(&stack.name)?;
+    let opts = UpOptions {
+        remove_orphans: true,
+        ..UpOptions::default()
+    };
+    let outcome = apply::up(host, &lock, &old.stack, &opts, progress, exec).await;
+    drop(lock);
+    outcome.map_err(|e| anyhow!(explain_failure(host, e)))?;
+    Ok(file)
+}
+
+/// The services `up` brings up: those named with their dependencies
+/// (unless --no-deps), or all.
+fn selected_services(stack: &Stack, args: &UpArgs) -> BTreeSet<String> {
+    if args.services.is_empty() {
+        return stack.services.keys().cloned().collect();
+    }
+    let named: BTreeSet<String> = args.services.iter().cloned().collect();
+    if args.no_deps {
+        return named;
+    }
+    match crate::planner::Graph::new(stack) {
+        Ok(g) => g.with_dependencies(&named),
+        Err(_) => named,
+    }
+}
+
+/// `--wait`: every container of `services` running (and healthy when it
+/// has a health check), or exited 0 (a one-shot); an error naming the
+/// service otherwise, or when `timeout` passes first.
+async fn wait_ready(
+    host: &LinuxHost,
+    project: &str,
+    services: &BTreeSet<String>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let list = host.list(project).await.map_err(|e| e.to_string())?;
+        let mut pending: Option<(String, String, Status)> = None;
+        for c in list {
+            let Some(service) = c.labels.get(labels::SERVICE).cloned() else {
+                continue;
+            };
+            if !services.contains(&service) {
+                continue;
+            }
+            let status = host
+                .status(&c.name)
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or(c.status);
+            let bad = match status {
+                Status::Running | Status::Healthy | Status::Exited { code: 0 } => continue,
+                Status::Exited { code } => format!("exited with code {code}"),
+                Status::Unhealthy => "is unhealthy (its health check fails)".to_string(),
+                Status::Starting | Status::Created => {
+                    pending.get_or_insert((service, c.name, status));
+                    continue;
+                }
+            };
+            return Err(format!(
+                "service `{service}` is not ready: container {} {bad}{}",
+                c.name,
+                last_lines(host, &c.name)
+            ));
+        }
+        let Some((service, name, status)) = pending else {
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "service `{service}` did not become ready within {}s: container {name} is still {status}{}",
+                timeout.as_secs(),
+                last_lines(host, &name)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The container's last log lines, indented, for an error message.
+fn last_lines(host: &LinuxHost, name: &str) -> String {
+    let Ok(entries) = host.runtime().logs(name, None) else {
+        return String::new();
+    };
+    let lines = super::logs::tail(super::logs::join(entries), Some(10));
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut text = format!("\nlast log lines of {name}:");
+    for e in lines {
+        text.push_str(&format!("\n  | {}", e.text));
+    }
+    text
+}
+
+/// The failure of `up`: which service, why, and its container's last log lines.
+fn explain_failure(host: &LinuxHost, e: apply::ApplyError) -> String {
     let mut text = e.to_string();
     if let apply::ApplyError::Exec(ExecError::Failed { op, .. }) = &e
         && let Some(name) = op.split_whitespace().last()
-        && let Ok(entries) = host.runtime().logs(name, None)
-        && !entries.is_empty()
     {
-        text.push_str(&format!("\nlast log lines of {name}:"));
-        for entry in entries.iter().rev().take(10).rev() {
-            text.push_str(&format!("\n  | {}", entry.text));
+        if let Some(service) = host
+            .runtime()
+            .config(name)
+            .ok()
+            .and_then(|c| c.labels.get(labels::SERVICE).cloned())
+        {
+            text = format!("service `{service}` failed: {text}");
         }
+        text.push_str(&last_lines(host, name));
     }
-    Failure::Other(anyhow!(text))
+    text
+}
+
+/// The foreground after `up` applied: logs until Ctrl-C (or a container's
+/// exit with --abort-on-container-exit), then the stack stopped in order.
+fn foreground(
+    global: &Global,
+    args: &UpArgs,
+    project: &spec::Project,
+    started: SystemTime,
+    rt: &tokio::runtime::Runtime,
+) -> Result<u8, Failure> {
+    let stack = &project.stack;
+    catch_signals()?;
+    let done = Arc::new(AtomicBool::new(false));
+    let attach = Filter {
+        services: args.attach.clone(),
+        exclude: args.no_attach.clone(),
+        index: None,
+    };
+    let style = super::logs::Style {
+        color: super::logs::colors_wanted(args.log.no_color),
+        prefix: !args.log.no_log_prefix,
+        timestamps: args.log.timestamps,
+    };
+    let logger = foreground::log_thread(
+        container::Runtime::new(&global.root).map_err(anyhow::Error::from)?,
+        stack.name.clone(),
+        attach.clone(),
+        style,
+        started,
+        done.clone(),
+    );
+    let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
+    eprintln!(
+        "{}: running; Ctrl-C stops the stack (a second Ctrl-C kills it).",
+        stack.name
+    );
+    let exited = if abort {
+        rt.block_on(async {
+            let host = LinuxHost::open(
+                &global.root,
+                &stack.name,
+                Some((stack, &project.env)),
+                HostOptions {
+                    serve_dns: true,
+                    ..HostOptions::default()
+                },
+            )
+            .await
+            .map_err(anyhow::Error::from)?;
+            if let Err(e) = host.republish().await {
+                eprintln!("cannot publish the ports again: {e}");
+            }
+            let exited =
+                foreground::until_exit(&host, &stack.name, &Filter::default(), &STOP).await;
+            host.close().await;
+            Ok::<_, Failure>(exited)
+        })?
+    } else {
+        rt.block_on(watch_loop(global, args, stack, &project.env))?;
+        None
+    };
+    if let Some((name, code)) = &exited {
+        eprintln!("{name} exited with code {code}; aborting on container exit");
+    }
+    eprintln!("{}: stopping (Ctrl-C again kills)", stack.name);
+    let timeout = args.timeout.map(Duration::from_secs);
+    let code = rt.block_on(async {
+        let host = LinuxHost::open(&global.root, &stack.name, None, HostOptions::default())
+            .await
+            .map_err(anyhow::Error::from)?;
+        foreground::stop_in_order(&host, stack, timeout, &SIGNALS).await;
+        let mut code = exited
+            .as_ref()
+            .map_or(0, |(_, c)| foreground::exit_status(*c));
+        if let Some(service) = &args.exit_code_from {
+            code = 0;
+            for c in host.list(&stack.name).await.map_err(anyhow::Error::from)? {
+                if c.labels.get(labels::SERVICE) == Some(service)
+                    && let Status::Exited { code: c } = c.status
+                {
+                    code = foreground::exit_status(c);
+                    break;
+                }
+            }
+        }
+        host.close().await;
+        Ok::<u8, Failure>(code)
+    })?;
+    done.store(true, Ordering::Relaxed);
+    let _ = logger.join();
+    Ok(code)
 }
 
 async fn watch_loop(
@@ -343,7 +649,7 @@ fn spawn_watcher(global: &Global, args: &UpArgs, project: &str) -> anyhow::Resul
                 log.trim()
             ));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
     eprintln!("{project}: watcher started (pid {})", child.id());
     Ok(())
@@ -384,7 +690,7 @@ pub fn stop_watcher(root: &Path, project: &str) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(100));
             break;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
     let _ = std::fs::remove_file(&path);
     Ok(())
@@ -401,7 +707,17 @@ pub fn down(
     stop_watcher(&global.root, project)?;
     let store = Store::new(&global.root);
     let rt = tokio()?;
-    rt.block_on(async {
+    // The images to remove with --rmi, known before the containers go.
+    let images = match args.rmi {
+        Some(kind) => images_to_remove(&store, project, stack, kind),
+        None => Vec::new(),
+    };
+    let progress = progress::pick(Settings::default());
+    let exec = ExecOptions {
+        stop_timeout: args.timeout.map(Duration::from_secs),
+        ..ExecOptions::default()
+    };
+    let changed = rt.block_on(async {
         let env = crate::spec::env::Environment::default();
         let host = LinuxHost::open(
             &global.root,
@@ -416,7 +732,7 @@ pub fn down(
             remove_orphans: args.remove_orphans,
             volumes: args.volumes,
         };
-        let result = apply::down(&host, &lock, stack, &opts, &Lines, &ExecOptions::default()).await;
+        let result = apply::down(&host, &lock, stack, &opts, &*progress, &exec).await;
         drop(lock);
         let result = match result {
             Ok((plan, outcome)) => {
@@ -429,13 +745,75 @@ pub fn down(
                     // network record go too (also what a crash left behind).
                     host.networks().down().await.map_err(anyhow::Error::from)?;
                     crate::network::forget(&global.root, project).map_err(anyhow::Error::from)?;
+                    let _ =
+                        std::fs::remove_file(super::rollback::revision_file(&global.root, project));
                 }
                 eprintln!("{project}: {}.", plan.summary);
                 Ok(!plan.is_empty())
             }
-            Err(e) => Err(explain_failure(&host, e)),
+            Err(e) => Err(Failure::Other(anyhow!(explain_failure(&host, e)))),
         };
         host.close().await;
         result
-    })
+    })?;
+    let removed = remove_images(&global.root, &images)?;
+    Ok(changed || removed)
+}
+
+/// `down --rmi`: the images the project's services use (`local`: only
+/// those of services without an `image:` name, which compose builds).
+fn images_to_remove(store: &Store, project: &str, stack: Option<&Stack>, kind: Rmi) -> Vec<String> {
+    let mut refs = BTreeSet::new();
+    if let Some(stack) = stack {
+        for (name, s) in &stack.services {
+            match (&s.image, kind) {
+                (Some(image), Rmi::All) => {
+                    refs.insert(image.clone());
+                }
+                (Some(_), Rmi::Local) => {}
+                (None, _) => {
+                    refs.insert(format!("{project}-{name}"));
+                }
+            }
+        }
+    } else if kind == Rmi::All
+        && let Ok(Some(record)) = store.read(project)
+    {
+        // Without the file, the record says what the containers ran.
+        refs.extend(record.containers.into_values().map(|c| c.image));
+    }
+    refs.into_iter().collect()
+}
+
+/// Removes images no container of any project uses any more.
+fn remove_images(root: &Path, refs: &[String]) -> Result<bool, Failure> {
+    if refs.is_empty() {
+        return Ok(false);
+    }
+    let images = crate::runtime::image::ImageStore::open(root)?;
+    let state = Store::new(root);
+    let mut used = Vec::new();
+    for p in state.projects().map_err(anyhow::Error::from)? {
+        if let Ok(Some(record)) = state.read(&p) {
+            used.extend(record.containers.into_values().map(|c| c.image));
+        }
+    }
+    let in_use = images.ids_of(used.iter().map(String::as_str))?;
+    let mut removed = false;
+    for r in refs {
+        match images.remove(r, &in_use, false) {
+            Ok(report) => {
+                for t in report.untagged {
+                    eprintln!("  untagged image {t}");
+                }
+                for d in report.deleted {
+                    eprintln!("  deleted image {d}");
+                }
+                removed = true;
+            }
+            Err(crate::runtime::image::ImageError::NotFound(_)) => {}
+            Err(e) => eprintln!("warning: image {r} kept: {e}"),
+        }
+    }
+    Ok(removed)
 }

@@ -48,6 +48,9 @@ pub struct ExecOptions {
     /// Changes to the record are saved at most this often while operations
     /// run (and always when the run ends, whatever its outcome).
     pub save_interval: Duration,
+    /// How long stopping a container may take before it is killed, for
+    /// every container (`-t`); `None`: each service's `stop_grace_period`.
+    pub stop_timeout: Option<Duration>,
 }
 
 impl Default for ExecOptions {
@@ -57,6 +60,7 @@ impl Default for ExecOptions {
             wait_timeout: Duration::from_secs(300),
             poll_interval: Duration::from_millis(250),
             save_interval: Duration::from_millis(100),
+            stop_timeout: None,
         }
     }
 }
@@ -367,7 +371,9 @@ impl<H: Host> Ctx<'_, H> {
     }
 
     fn stop_timeout(&self, name: &str) -> Option<Duration> {
-        self.plan.specs.stop_timeouts.get(name).copied()
+        self.opts
+            .stop_timeout
+            .or_else(|| self.plan.specs.stop_timeouts.get(name).copied())
     }
 
     /// Runs one operation: `Ok(Some(warning))` when it finished with a warning.

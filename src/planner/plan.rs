@@ -57,6 +57,10 @@ pub struct UpOptions {
     /// Services whose image, networks and volumes are made ready but whose
     /// containers are left as they are (`stack run`'s service).
     pub prepare_only: BTreeSet<String>,
+    /// `up --no-start`: create what is missing or diverged, start nothing.
+    pub no_start: bool,
+    /// `up --pull`: this policy for every image instead of the services' own.
+    pub pull: Option<PullPolicy>,
 }
 
 /// The flags of `down`.
@@ -295,7 +299,58 @@ pub fn plan_up(stack: &Stack, observed: &Observed, opts: &UpOptions) -> Result<P
     }
     let graph = Graph::new(stack)?;
     let desired = Desired::new(stack, &opts.scale)?;
-    Planner::new(stack, observed, opts, &graph, &desired).run()
+    let plan = Planner::new(stack, observed, opts, &graph, &desired).run()?;
+    Ok(if opts.no_start {
+        without_starts(plan)
+    } else {
+        plan
+    })
+}
+
+/// `up --no-start`: the plan without its starts and the waits that gate
+/// them. An operation that waited for a dropped one waits for what that
+/// one waited for, so the order of what is left is kept.
+fn without_starts(mut plan: Plan) -> Plan {
+    let dropped: Vec<bool> = plan
+        .ops
+        .iter()
+        .map(|op| matches!(op.action, Action::Start | Action::Wait))
+        .collect();
+    // What each op waits for, with dropped ops replaced by their own waits
+    // (ids only grow, so one pass in order resolves chains).
+    let mut resolved: Vec<BTreeSet<usize>> = Vec::with_capacity(plan.ops.len());
+    for op in &plan.ops {
+        let mut set = BTreeSet::new();
+        for &a in &op.after {
+            if dropped[a] {
+                set.extend(resolved[a].iter().copied());
+            } else {
+                set.insert(a);
+            }
+        }
+        resolved.push(set);
+    }
+    let mut new_id = vec![usize::MAX; plan.ops.len()];
+    let mut next = 0;
+    for (id, d) in dropped.iter().enumerate() {
+        if !d {
+            new_id[id] = next;
+            next += 1;
+        }
+    }
+    let ops = std::mem::take(&mut plan.ops);
+    plan.ops = ops
+        .into_iter()
+        .zip(resolved)
+        .filter(|(op, _)| !dropped[op.id])
+        .map(|(mut op, after)| {
+            op.id = new_id[op.id];
+            op.after = after.into_iter().map(|a| new_id[a]).collect();
+            op
+        })
+        .collect();
+    plan.summary.start = 0;
+    plan
 }
 
 /// How a service's existing containers may be treated.
@@ -614,13 +669,15 @@ impl<'a> Planner<'a> {
             let local = observed.images.get(reference);
             let present = local.is_some();
             let wanted = needs_image.contains(reference);
+            let policy = self.opts.pull.unwrap_or(image.pull_policy);
             let decision = decide(
-                image.pull_policy,
+                policy,
                 present,
                 local.and_then(|i| i.pulled_at),
                 observed.now.unwrap_or(std::time::UNIX_EPOCH),
             );
-            let reason = match (image.pull_policy, decision) {
+            let reason = match (policy, decision) {
+                (PullPolicy::Always, _) if self.opts.pull.is_some() => Some("--pull always"),
                 (PullPolicy::Always, _) => Some("pull_policy: always"),
                 (PullPolicy::Every(_), PullDecision::Pull) if present => {
                     Some("pull_policy: the last pull is older than its refresh period")
@@ -1382,13 +1439,17 @@ pub fn plan_down(
         .collect();
     let graph = Graph::from_edges(services, edges)?;
     let mut ops: Vec<Op> = Vec::new();
-    let mut removed: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // Running containers stop dependents first; each is removed as soon as
+    // it has stopped, so removals (the slow part: unmounts, links, cgroups)
+    // overlap instead of following the dependency chain.
+    let mut stopped: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut removals: Vec<usize> = Vec::new();
     let mut specs = Specs::default();
     for service in graph.order().rev() {
         let after: Vec<usize> = graph
             .dependents(service)
             .into_iter()
-            .flat_map(|(d, _)| removed.get(d).cloned().unwrap_or_default())
+            .flat_map(|(d, _)| stopped.get(d).cloned().unwrap_or_default())
             .collect();
         let mut mine: Vec<&&ObservedContainer> = containers
             .iter()
@@ -1396,6 +1457,21 @@ pub fn plan_down(
             .collect();
         mine.sort_by_key(|c| c.record.replica);
         for c in mine {
+            let mut remove_after = Vec::new();
+            if c.status.is_running() {
+                let id = ops.len();
+                ops.push(Op {
+                    id,
+                    action: Action::Stop,
+                    target: container_target(&c.record),
+                    reason: "stopped with the project, dependents first".into(),
+                    changes: Vec::new(),
+                    after: after.clone(),
+                    wait: None,
+                });
+                stopped.entry(service.to_string()).or_default().push(id);
+                remove_after.push(id);
+            }
             let id = ops.len();
             ops.push(Op {
                 id,
@@ -1403,10 +1479,10 @@ pub fn plan_down(
                 target: container_target(&c.record),
                 reason: "removed with the project".into(),
                 changes: Vec::new(),
-                after: after.clone(),
+                after: remove_after,
                 wait: None,
             });
-            removed.entry(service.to_string()).or_default().push(id);
+            removals.push(id);
             if let Some(d) = stack
                 .and_then(|s| s.services.get(service))
                 .and_then(|s| s.stop_grace_period)
@@ -1415,7 +1491,7 @@ pub fn plan_down(
             }
         }
     }
-    let all_containers: Vec<usize> = (0..ops.len()).collect();
+    let all_containers = removals;
     for (key, n) in &observed.networks {
         if n.external || !n.owned {
             continue;

@@ -167,6 +167,21 @@ impl Project {
         ok(self.run(args), &args.join(" "))
     }
 
+    /// Runs `stack ... ARGS` with these environment variables set.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.command();
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("stack runs")
+    }
+
+    /// [`Project::run_env`], asserting success; returns standard output.
+    pub fn ok_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        ok(self.run_env(args, env), &args.join(" "))
+    }
+
     /// The container `<project>-<service>-<n>`.
     pub fn container(&self, service: &str, n: u32) -> String {
         format!("{}-{service}-{n}", self.name)

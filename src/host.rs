@@ -232,7 +232,8 @@ impl LinuxHost {
     ) -> Result<LinuxHost, HostError> {
         let net_options = network::Options {
             serve_dns: options.serve_dns,
-            lock_dir: root.join("run"),
+            // The default, /run/stack: subnets are the whole host's, so
+            // every state root on it must choose them under one lock.
             ..network::Options::default()
         };
         let networks = network::Networks::open(project, root, net_options).await?;

@@ -132,14 +132,12 @@ configs:
     assert!(left.is_empty(), "left on the host: {left:?}");
     // The state root holds only the image store, the project's revision
     // history (kept on purpose: `rollback` and the next revision number
-    // need it) with its lock file, and the host-wide IPAM lock.
+    // need it) and its lock file.
     let mut left = Vec::new();
     collect_files(&root, &root.join("images"), &mut left);
     let project_dir = root.join("projects").join(&project);
     left.retain(|p| {
-        !(p.starts_with(project_dir.join("revisions"))
-            || *p == project_dir.join("lock")
-            || *p == root.join("run").join("ipam.lock"))
+        !(p.starts_with(project_dir.join("revisions")) || *p == project_dir.join("lock"))
     });
     assert!(left.is_empty(), "files left in the state root: {left:?}");
     assert!(

@@ -47,7 +47,7 @@ pub const EXIT_INVALID_STACK: u8 = 3;
 
 /// Runs stack with the process's arguments and environment.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(compose_shorts(std::env::args_os().collect())) {
+    let mut cli = match Cli::try_parse_from(compose_shorts(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -62,6 +62,19 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    // The root is handed to shims and the watcher, which run from other
+    // directories: it must not be relative.
+    match std::path::absolute(&cli.global.root) {
+        Ok(root) => cli.global.root = root,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: the state root {} cannot be made absolute: {e}",
+                cli.global.root.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
     let result = match &cli.command {
         args::Command::Config(a) => config::run(&cli.global, a),
         args::Command::Volume(v) => volume::run(&cli.global, v),

@@ -46,7 +46,8 @@ pub struct Options {
     /// `options` from; `None`: read `/etc/resolv.conf`.
     pub host_resolv: Option<ResolvConf>,
     /// Where the lock serializing subnet choice between stack processes
-    /// lives.
+    /// lives: host-wide (not under a state root), because two state roots
+    /// on one host share its routes.
     pub lock_dir: PathBuf,
 }
 

@@ -85,6 +85,8 @@ pub enum Command {
     /// The project's watcher (started by `up -d`).
     #[command(hide = true)]
     Watch(UpArgs),
+    /// Print what the project's watcher saw and did (deaths, restarts, health, repairs) and follow new events.
+    Events(EventsArgs),
     /// Low-level container runtime access (for tests and benchmarks).
     #[command(hide = true)]
     Runtime {
@@ -184,6 +186,35 @@ pub struct UpArgs {
     /// Speak plain HTTP to this registry (`host:port`; repeatable).
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registries: Vec<String>,
+
+    /// Have the watcher apply the stack file again whenever it changes.
+    #[arg(long)]
+    pub watch_file: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// Only events of these services.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only events since this time: RFC 3339 (`2026-11-25T21:00:00Z`),
+    /// Unix seconds, or a duration ago (`10m`, `2h`, `30s`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Print the events up to this time (same forms as --since) and exit
+    /// instead of following new ones.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Print the events kept and exit instead of following new ones.
+    #[arg(long)]
+    pub no_follow: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,6 +7,7 @@
 pub mod args;
 mod config;
 mod down;
+mod events;
 mod generate;
 mod image;
 mod plan;
@@ -54,6 +55,7 @@ pub fn main() -> ExitCode {
         args::Command::Down(a) => return down::main(&cli.global, a),
         args::Command::Up(a) => return up::up(&cli.global, a),
         args::Command::Watch(a) => return up::watcher(&cli.global, a),
+        args::Command::Events(a) => events::run(&cli.global, a),
         args::Command::Ps(a) => return up::ps(&cli.global, a),
         args::Command::Pull(a) => pull::run(&cli.global, a),
         args::Command::Image { command } => image::run(&cli.global, command),

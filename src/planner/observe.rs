@@ -53,6 +53,18 @@ pub struct Observed {
     pub containers: BTreeMap<String, ObservedContainer>,
     /// Record entries whose object is gone; the executor drops them.
     pub stale: Stale,
+    /// The watcher's restart history, when the watcher plans (`None`: `up`
+    /// plans, and starts whatever should run, whatever its restart policy).
+    pub supervision: Option<Supervision>,
+}
+
+/// What the watcher knows of past restarts, for restart policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Supervision {
+    /// Restarts so far, by container.
+    pub restarts: BTreeMap<String, u64>,
+    /// Containers not to start now: backing off, or past the flap limit.
+    pub hold: std::collections::BTreeSet<String>,
 }
 
 /// Record entries for objects that no longer exist.

@@ -314,6 +314,7 @@ pub fn watcher(global: &Global, args: &UpArgs) -> ExitCode {
         // read why it stopped.
         if result.is_ok() {
             let _ = std::fs::remove_file(dir.join(format!("{}.log", project.stack.name)));
+            watch::restarts::forget(&global.root, &project.stack.name);
             let _ = std::fs::remove_dir(&dir);
         }
         drop(file);
@@ -394,6 +395,8 @@ fn lock_held(path: &Path) -> bool {
 /// Stops the project's watcher, if one runs, and waits until it is gone.
 pub fn stop_watcher(root: &Path, project: &str) -> anyhow::Result<()> {
     let path = watch_dir(root).join(format!("{project}.lock"));
+    // The record of the watcher that goes: the next one starts afresh.
+    watch::restarts::forget(root, project);
     let Ok(mut f) = File::open(&path) else {
         return Ok(());
     };

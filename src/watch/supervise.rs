@@ -155,6 +155,21 @@ impl Supervisor {
                 Status::Unhealthy => policy.restarts_unhealthy(count),
                 _ => false,
             };
+            if let Status::Exited { code } = c.status
+                && !wanted
+                && before.is_none_or(|b| b.is_running())
+            {
+                events.push(self.event("no-restart", service, name).detail(format!(
+                    "{}; restart policy `{}` leaves it stopped{}",
+                    exit_words(code),
+                    policy.describe(),
+                    if count > 0 {
+                        format!(" after {count} restarts")
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
             if !wanted {
                 continue;
             }
@@ -245,10 +260,16 @@ impl Supervisor {
                 }
                 let why = match self.seen.get(name) {
                     Some(Status::Exited { code }) => {
-                        format!("{}; {}", exit_words(*code), op.reason)
+                        // The planner's reason names the code too: say it once, in words.
+                        let policy = op.reason.find(" (restart").map_or("", |i| &op.reason[i..]);
+                        format!("{}{policy}", exit_words(*code))
                     }
                     _ => op.reason.clone(),
                 };
+                if error.is_none() {
+                    // It runs now: its next exit is a death.
+                    self.seen.insert(name.clone(), Status::Running);
+                }
                 events.push(failed(self.event("restart", service, name).detail(why)));
             }
             (Target::Container { name, service, .. }, Action::Create) => {

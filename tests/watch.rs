@@ -1,0 +1,250 @@
+//! The watch loop for real (root): restart policies, the flap limit,
+//! health-driven restarts, drift repair and adoption, as a user sees them
+//! through `stack events`, the restart record and the containers' pids.
+
+use std::time::Duration;
+
+#[path = "support/e2e.rs"]
+mod e2e;
+
+use e2e::{Project, eventually};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The project's events, as JSON.
+fn events(p: &Project) -> Vec<Value> {
+    p.ok(&["events", "--json", "--no-follow"])
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The events of `container` with `action`.
+fn of(p: &Project, container: &str, action: &str) -> Vec<Value> {
+    events(p)
+        .into_iter()
+        .filter(|e| e["container"] == container && e["action"] == action)
+        .collect()
+}
+
+/// The restart record's entry for `container`.
+fn restarts(p: &Project, container: &str) -> Value {
+    let path = p
+        .root
+        .join("run/watch")
+        .join(format!("{}.restarts.json", p.name));
+    let v: Value = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    v["containers"][container].clone()
+}
+
+fn kill(pid: i64, signal: i32) {
+    // SAFETY: kill has no memory effects; the pid is a process this test started.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// The runtime's state of a container.
+fn state(p: &Project, container: &str) -> Value {
+    let o = std::process::Command::new(e2e::STACK)
+        .arg("--root")
+        .arg(&p.root)
+        .args(["runtime", "state", container])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_killed_container_is_restarted_and_the_restart_is_an_event() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new(
+        "wkill",
+        r#"name: {project}
+services:
+  app:
+    image: localhost/busybox:latest
+    restart: always
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+"#,
+    );
+    p.ok(&["up", "-d"]);
+    let app = p.container("app", 1);
+    let before = eventually("app's pid", LIMIT, || p.pid(&app));
+    kill(before, libc::SIGKILL);
+    let after = eventually("app restarted", LIMIT, || {
+        p.pid(&app).filter(|p| *p != before)
+    });
+    assert_ne!(before, after);
+    let die = eventually("the death in events", LIMIT, || {
+        of(&p, &app, "die").into_iter().next()
+    });
+    assert_eq!(die["exit_code"], 137, "{die}");
+    let restart = eventually("the restart in events", LIMIT, || {
+        of(&p, &app, "restart").into_iter().next()
+    });
+    assert!(
+        restart["detail"].as_str().unwrap().contains("killed"),
+        "{restart}"
+    );
+    let r = restarts(&p, &app);
+    assert_eq!(r["count"], 1, "{r}");
+    assert_eq!(r["gave_up"], false, "{r}");
+    // `events SERVICE` filters, and the human form names the action.
+    let text = p.ok(&["events", "--no-follow", "app"]);
+    assert!(text.contains(&format!("restart {app}")), "{text}");
+}
+
+#[test]
+fn on_failure_restarts_failures_at_most_n_times_and_leaves_success_alone() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new(
+        "wfail",
+        r#"name: {project}
+services:
+  failing:
+    image: localhost/busybox:latest
+    restart: on-failure:2
+    stop_grace_period: 1s
+    command: ["sh", "-c", "exit 1"]
+  done:
+    image: localhost/busybox:latest
+    restart: on-failure
+    stop_grace_period: 1s
+    command: ["true"]
+"#,
+    );
+    p.ok(&["up", "-d"]);
+    let failing = p.container("failing", 1);
+    let done = p.container("done", 1);
+    // Restarted twice, then left: the decision is an event of its own,
+    // written in the same round as the death that led to it.
+    let kept = eventually("failing left stopped", LIMIT, || {
+        of(&p, &failing, "no-restart").into_iter().next()
+    });
+    assert!(
+        kept["detail"]
+            .as_str()
+            .unwrap()
+            .contains("after 2 restarts"),
+        "{kept}"
+    );
+    assert_eq!(of(&p, &failing, "restart").len(), 2, "{:?}", events(&p));
+    assert_eq!(restarts(&p, &failing)["count"], 2);
+    assert_eq!(state(&p, &failing)["status"], "exited");
+    // Exit 0 under on-failure: never restarted.
+    let kept = eventually("done left stopped", LIMIT, || {
+        of(&p, &done, "no-restart").into_iter().next()
+    });
+    assert!(
+        kept["detail"].as_str().unwrap().contains("code 0"),
+        "{kept}"
+    );
+    assert!(of(&p, &done, "restart").is_empty());
+    assert_eq!(state(&p, &done)["status"], "exited");
+}
+
+#[test]
+fn a_crash_looping_container_hits_the_flap_limit() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new(
+        "wflap",
+        r#"name: {project}
+services:
+  loop:
+    image: localhost/busybox:latest
+    restart: always
+    stop_grace_period: 1s
+    command: ["false"]
+"#,
+    );
+    p.ok(&["up", "-d"]);
+    let c = p.container("loop", 1);
+    let flap = eventually("the flap limit", Duration::from_secs(60), || {
+        of(&p, &c, "flap-limit").into_iter().next()
+    });
+    assert!(
+        flap["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not restarted any more"),
+        "{flap}"
+    );
+    assert_eq!(restarts(&p, &c)["gave_up"], true);
+    let count = of(&p, &c, "restart").len();
+    assert!(count >= 5, "restarted {count} times first");
+    assert_eq!(restarts(&p, &c)["count"], count as u64);
+}
+
+#[test]
+fn a_killed_watcher_leaves_containers_running_and_up_adopts_them() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new(
+        "wadopt",
+        r#"name: {project}
+services:
+  app:
+    image: localhost/busybox:latest
+    restart: always
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+  peer:
+    image: localhost/busybox:latest
+    restart: always
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    depends_on: [app]
+"#,
+    );
+    p.ok(&["up", "-d"]);
+    let app = p.container("app", 1);
+    let peer = p.container("peer", 1);
+    let pids = (
+        eventually("app's pid", LIMIT, || p.pid(&app)),
+        eventually("peer's pid", LIMIT, || p.pid(&peer)),
+    );
+    let lock = p.root.join("run/watch").join(format!("{}.lock", p.name));
+    let watcher: i64 = std::fs::read_to_string(&lock)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kill(watcher, libc::SIGKILL);
+    eventually("the watcher gone", LIMIT, || {
+        (!std::path::Path::new(&format!("/proc/{watcher}")).exists()
+            || std::fs::read_to_string(format!("/proc/{watcher}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")))
+        .then_some(())
+    });
+    assert_eq!(p.pid(&app), Some(pids.0), "app runs without its watcher");
+    let out = p.run(&["up", "-d"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        (p.pid(&app), p.pid(&peer)),
+        (Some(pids.0), Some(pids.1)),
+        "adopted, not restarted"
+    );
+    let adopt = eventually("the adoption in events", LIMIT, || {
+        of(&p, &app, "adopt").into_iter().nth(1)
+    });
+    assert!(
+        adopt["detail"].as_str().unwrap().contains("kept"),
+        "{adopt}"
+    );
+    // The new watcher restarts what dies.
+    kill(pids.0, libc::SIGKILL);
+    eventually("app restarted by the new watcher", LIMIT, || {
+        p.pid(&app).filter(|p| *p != pids.0)
+    });
+}

@@ -251,6 +251,7 @@ async fn watch_loop(
     let _ = log.append(
         &Event::now(&stack.name, "watcher-start").detail(format!("pid {}", std::process::id())),
     );
+    let notify = wake.as_ref().map(|w| w.notify.clone());
     let w = watch::Watch {
         host: &host,
         store: &store,
@@ -271,7 +272,7 @@ async fn watch_loop(
         stack.clone(),
         &STOP,
         |line| eprintln!("watcher: {line}"),
-        || host.upkeep(),
+        || host.upkeep(notify.clone()),
         reload,
     )
     .await;

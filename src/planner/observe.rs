@@ -95,6 +95,8 @@ pub struct ObservedContainer {
     pub status: Status,
     /// Whether the state record knew it (`false`: adopted from its labels).
     pub recorded: bool,
+    /// Networks (host names) whose link to it is broken: drift to repair.
+    pub detached: Vec<String>,
 }
 
 impl ObservedContainer {
@@ -255,6 +257,7 @@ pub async fn observe<H: Host>(
                 record,
                 status: c.status,
                 recorded: known.is_some(),
+                detached: c.detached.clone(),
             },
         );
     }

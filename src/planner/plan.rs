@@ -865,6 +865,41 @@ impl<'a> Planner<'a> {
                     }
                     self.note_stop_timeout(ds, &slot.name);
                 }
+                // Drift: a running container whose veth or bridge went away
+                // is attached again (connecting replaces a broken endpoint).
+                if matches!(slot.need, Need::Keep)
+                    && !detached.contains_key(&slot.name)
+                    && let Some(c) = observed.containers.get(&slot.name)
+                {
+                    for net_name in &c.detached {
+                        let Some((key, _)) = self
+                            .desired
+                            .networks
+                            .iter()
+                            .find(|(_, n)| &n.name == net_name)
+                        else {
+                            continue;
+                        };
+                        let attachment =
+                            ds.definition.networks.get(key).cloned().unwrap_or_default();
+                        let attach_target = Target::Attachment {
+                            network: net_name.clone(),
+                            container: slot.name.clone(),
+                        };
+                        let why = format!(
+                            "its link to network `{net_name}` is gone (veth or bridge removed)"
+                        );
+                        self.push(
+                            Action::Connect,
+                            attach_target,
+                            format!("reattach: {why}"),
+                            network_ops.get(key).copied(),
+                        );
+                        self.specs
+                            .attachments
+                            .insert((slot.name.clone(), net_name.clone()), attachment);
+                    }
+                }
                 let Some(start_reason) = start_reason else {
                     continue;
                 };

@@ -24,6 +24,7 @@
 //! `up` or `down` in progress) and tries again on the next one.
 
 pub mod backoff;
+pub mod health;
 pub mod restarts;
 pub mod supervise;
 pub mod wake;

@@ -302,7 +302,10 @@ impl Supervisor {
             (Target::Attachment { network, container }, Action::Connect) => {
                 let mut e = Event::now(&self.project, "drift-repair");
                 e.container = Some(container.clone());
-                e.detail = format!("reattached to network `{network}`: {}", op.reason);
+                e.detail = match op.reason.strip_prefix("reattach: ") {
+                    Some(why) => format!("{why}; attached again"),
+                    None => format!("attached to network `{network}` again: {}", op.reason),
+                };
                 events.push(failed(e));
             }
             (Target::Container { name, service, .. }, Action::Remove) => {
@@ -353,6 +356,7 @@ mod tests {
                 },
                 status,
                 recorded: true,
+                detached: Vec::new(),
             },
         );
         o

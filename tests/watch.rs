@@ -248,3 +248,176 @@ services:
         p.pid(&app).filter(|p| *p != pids.0)
     });
 }
+
+/// The interface whose alias is exactly `alias` (`ip -o link` lines end
+/// with `alias ALIAS`).
+fn link_with_alias(alias: &str) -> Option<String> {
+    let o = std::process::Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).lines().find_map(|l| {
+        let l = l.trim_end().trim_end_matches('\\').trim_end();
+        if !l.ends_with(&format!("alias {alias}")) {
+            return None;
+        }
+        let name = l.split_whitespace().nth(1)?;
+        Some(name.trim_end_matches(':').split('@').next()?.to_string())
+    })
+}
+
+fn ip_link_del(name: &str) {
+    let o = std::process::Command::new("ip")
+        .args(["link", "del", name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "ip link del {name}: {o:?}");
+}
+
+const WEB_CLIENT: &str = r#"name: {project}
+services:
+  web:
+    image: localhost/busybox:latest
+    restart: always
+    stop_grace_period: 1s
+    command: ["sh", "-c", "echo hello-web > /srv/index.html; exec httpd -f -p 8080 -h /srv"]
+  client:
+    image: localhost/busybox:latest
+    restart: always
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+"#;
+
+/// Whether `client` gets web's page by name.
+fn client_reaches_web(p: &Project) -> Option<()> {
+    let o = p.exec(
+        &p.container("client", 1),
+        &["wget", "-q", "-O", "-", "http://web:8080/"],
+    );
+    (o.status.success() && String::from_utf8_lossy(&o.stdout).contains("hello-web")).then_some(())
+}
+
+#[test]
+fn a_deleted_veth_is_made_again_and_the_container_answers() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new("wveth", WEB_CLIENT);
+    p.ok(&["up", "-d"]);
+    let web = p.container("web", 1);
+    eventually("web reachable", LIMIT, || client_reaches_web(&p));
+    let pid = p.pid(&web).unwrap();
+    let alias = format!("stack:{}:default:{web}", p.name);
+    let veth = link_with_alias(&alias).expect("web's veth");
+    ip_link_del(&veth);
+    eventually("web's veth again", LIMIT, || link_with_alias(&alias));
+    eventually("web reachable again", LIMIT, || client_reaches_web(&p));
+    assert_eq!(p.pid(&web), Some(pid), "repaired without a restart");
+    let repair = eventually("the repair in events", LIMIT, || {
+        of(&p, &web, "drift-repair").into_iter().next()
+    });
+    assert!(
+        repair["detail"]
+            .as_str()
+            .unwrap()
+            .contains("attached again"),
+        "{repair}"
+    );
+}
+
+#[test]
+fn a_deleted_bridge_is_made_again_and_containers_reattached() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new("wbridge", WEB_CLIENT);
+    p.ok(&["up", "-d"]);
+    eventually("web reachable", LIMIT, || client_reaches_web(&p));
+    let alias = format!("stack:{}:default", p.name);
+    let bridge = link_with_alias(&alias).expect("the project's bridge");
+    ip_link_del(&bridge);
+    eventually("the bridge again", LIMIT, || link_with_alias(&alias));
+    eventually("web reachable again", LIMIT, || client_reaches_web(&p));
+    let repairs = events(&p)
+        .into_iter()
+        .filter(|e| e["action"] == "drift-repair")
+        .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        repairs
+            .iter()
+            .any(|d| d.contains("was removed; created again")),
+        "{repairs:?}"
+    );
+}
+
+#[test]
+fn an_unhealthy_container_is_restarted_with_its_restart_true_dependents() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new(
+        "whealth",
+        r#"name: {project}
+services:
+  db:
+    image: localhost/busybox:latest
+    restart: always
+    stop_grace_period: 1s
+    command: ["sh", "-c", "touch /tmp/ok; exec sleep 3600"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ok"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+  app:
+    image: localhost/busybox:latest
+    restart: always
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    depends_on:
+      db: {condition: service_healthy, restart: true}
+"#,
+    );
+    p.ok(&["up", "-d"]);
+    let db = p.container("db", 1);
+    let app = p.container("app", 1);
+    let pids = (
+        eventually("db's pid", LIMIT, || p.pid(&db)),
+        eventually("app's pid", LIMIT, || p.pid(&app)),
+    );
+    eventually("db healthy", LIMIT, || {
+        of(&p, &db, "health_status")
+            .into_iter()
+            .find(|e| e["detail"] == "healthy")
+    });
+    // The check starts failing.
+    let o = p.exec(&db, &["rm", "/tmp/ok"]);
+    assert!(o.status.success(), "{o:?}");
+    let restart = eventually("db restarted", LIMIT, || {
+        of(&p, &db, "restart").into_iter().next()
+    });
+    assert!(
+        restart["detail"].as_str().unwrap().contains("unhealthy"),
+        "{restart}"
+    );
+    assert!(
+        of(&p, &db, "health_status")
+            .iter()
+            .any(|e| e["detail"] == "unhealthy")
+    );
+    let dependent = eventually("app restarted", LIMIT, || {
+        of(&p, &app, "restart").into_iter().next()
+    });
+    assert!(
+        dependent["detail"].as_str().unwrap().contains("dependency"),
+        "{dependent}"
+    );
+    let new_db = eventually("db running again", LIMIT, || {
+        p.pid(&db).filter(|x| *x != pids.0)
+    });
+    let new_app = eventually("app running again", LIMIT, || {
+        p.pid(&app).filter(|x| *x != pids.1)
+    });
+    assert_ne!((new_db, new_app), pids);
+}

@@ -147,6 +147,20 @@ impl Supervisor {
                 continue;
             };
             let policy = RestartPolicy::of(definition);
+            // `deploy.restart_policy.window`: a restart that ran this long
+            // succeeded, and the attempts count again from zero.
+            if let (Some(window), Status::Exited { .. }, Some(started)) = (
+                policy.window,
+                c.status,
+                self.history.get(name).and_then(|h| h.last_start),
+            ) && before.is_none_or(|b| b.is_running())
+                && now.saturating_sub(started) >= window
+                && let Some(r) = self.restarts.containers.get_mut(name)
+                && r.count > 0
+            {
+                r.count = 0;
+                self.changed = true;
+            }
             let entry = self.restarts.containers.get(name);
             let count = entry.map(|r| r.count).unwrap_or(0);
             sup.restarts.insert(name.to_string(), count);

@@ -421,3 +421,36 @@ services:
     });
     assert_ne!((new_db, new_app), pids);
 }
+
+#[test]
+fn with_watch_file_the_watcher_applies_a_changed_stack_file() {
+    if !e2e::can_run() {
+        return;
+    }
+    let yaml = r#"name: {project}
+services:
+  app:
+    image: localhost/busybox:latest
+    restart: always
+    stop_grace_period: 1s
+    environment: {COLOUR: blue}
+    command: ["sleep", "3600"]
+"#;
+    let p = Project::new("wfile", yaml);
+    p.ok(&["up", "-d", "--watch-file"]);
+    let app = p.container("app", 1);
+    let before = eventually("app's pid", LIMIT, || p.pid(&app));
+    p.rewrite(&yaml.replace("blue", "green"));
+    let reload = eventually("the reload in events", LIMIT, || {
+        events(&p).into_iter().find(|e| e["action"] == "reload")
+    });
+    assert!(
+        reload["detail"].as_str().unwrap().contains("changed"),
+        "{reload}"
+    );
+    eventually("app recreated with the new environment", LIMIT, || {
+        let pid = p.pid(&app).filter(|x| *x != before)?;
+        let o = p.exec(&app, &["sh", "-c", "echo $COLOUR"]);
+        (String::from_utf8_lossy(&o.stdout).trim() == "green").then_some(pid)
+    });
+}

@@ -454,3 +454,72 @@ services:
         (String::from_utf8_lossy(&o.stdout).trim() == "green").then_some(pid)
     });
 }
+
+#[test]
+fn a_container_deleted_or_stopped_by_hand_comes_back_with_the_reason_in_events() {
+    if !e2e::can_run() {
+        return;
+    }
+    // The client's policy is `no`, so that the removal's kill does not
+    // race with a restart: what brings it back is that it is missing.
+    let p = Project::new(
+        "wdrift",
+        &WEB_CLIENT.replace(
+            "  client:\n    image: localhost/busybox:latest\n    restart: always",
+            "  client:\n    image: localhost/busybox:latest\n    restart: \"no\"",
+        ),
+    );
+    assert!(
+        std::fs::read_to_string(&p.file)
+            .unwrap()
+            .contains("restart: \"no\"")
+    );
+    p.ok(&["up", "-d"]);
+    let client = p.container("client", 1);
+    let web = p.container("web", 1);
+    eventually("web reachable", LIMIT, || client_reaches_web(&p));
+    // Deleted with the runtime, behind stack's back.
+    let o = std::process::Command::new(e2e::STACK)
+        .arg("--root")
+        .arg(&p.root)
+        .args(["runtime", "rm", "--force", &client])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let repair = eventually("the deleted container made again", LIMIT, || {
+        of(&p, &client, "drift-repair").into_iter().next()
+    });
+    assert!(
+        repair["detail"].as_str().unwrap().contains("deleted"),
+        "{repair}"
+    );
+    eventually("client runs again", LIMIT, || p.pid(&client));
+    eventually("web reachable again", LIMIT, || client_reaches_web(&p));
+    // Stopped by hand with the runtime (not with `stack stop`): restarted,
+    // and the death says how (httpd, as pid 1, ignores SIGTERM: killed).
+    let before = p.pid(&web).unwrap();
+    let o = std::process::Command::new(e2e::STACK)
+        .arg("--root")
+        .arg(&p.root)
+        .args(["runtime", "stop", &web])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let die = eventually("web's death", LIMIT, || {
+        of(&p, &web, "die").into_iter().next()
+    });
+    assert!(die["exit_code"].as_i64().is_some(), "{die}");
+    let restart = eventually("web restarted", LIMIT, || {
+        of(&p, &web, "restart").into_iter().next()
+    });
+    assert!(
+        restart["detail"]
+            .as_str()
+            .unwrap()
+            .contains("restart: always"),
+        "{restart}"
+    );
+    eventually("web runs again", LIMIT, || {
+        p.pid(&web).filter(|x| *x != before)
+    });
+}

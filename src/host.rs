@@ -356,6 +356,7 @@ impl LinuxHost {
         .unwrap_or_default();
         for id in due {
             {
+                // A plain set: a poisoned lock's data is still whole.
                 let mut probing = self.probing.lock().unwrap_or_else(|e| e.into_inner());
                 if !probing.insert(id.clone()) {
                     continue;
@@ -844,6 +845,12 @@ fn status_of(
             let mut health = read_health(runtime, id);
             if probe_now {
                 let ok = run_probe(runtime, id, &probe);
+                // Restarted while the probe ran: its result is about a
+                // container that is gone, and must not count for the new one.
+                let now = runtime.state(id).ok();
+                if now.is_none_or(|s| s.started_at != state.started_at) {
+                    return Ok(Some(Status::Starting));
+                }
                 let started = state.started_at.unwrap_or(0);
                 health = timing.record(&health, ok, started, container::state::now_ms());
                 let bytes = serde_json::to_vec(&health).unwrap_or_default();

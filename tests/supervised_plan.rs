@@ -142,10 +142,12 @@ services:
   db:
     image: busybox
     restart: always
+    stop_grace_period: 2s
     healthcheck: {test: ["CMD", "true"]}
   web:
     image: busybox
     restart: always
+    stop_grace_period: 1s
     depends_on:
       db: {condition: service_started, restart: true}
   other:
@@ -182,6 +184,15 @@ async fn an_unhealthy_container_and_its_restart_true_dependents_are_restarted() 
         "{t:?}"
     );
     assert!(t.iter().all(|x| !x.contains("p-other-1")), "{t:?}");
+    // Each stops with its own grace period, not the default.
+    assert_eq!(
+        p.specs.stop_timeouts.get("p-db-1"),
+        Some(&std::time::Duration::from_secs(2))
+    );
+    assert_eq!(
+        p.specs.stop_timeouts.get("p-web-1"),
+        Some(&std::time::Duration::from_secs(1))
+    );
     // Stopped dependents first, started after.
     let pos = |s: &str| t.iter().position(|x| x.starts_with(s)).unwrap();
     assert!(pos("stop container p-web-1") < pos("start container p-web-1"));

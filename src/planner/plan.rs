@@ -491,6 +491,10 @@ impl<'a> Planner<'a> {
                     let target = self.slot_target(service, slot);
                     let id = self.push(Action::Stop, target, reason.clone(), after);
                     cascade_stop.insert(slot.name.clone(), id);
+                    // Stopped with the service's own grace period, not the default 10 s.
+                    if let Some(ds) = self.desired.services.get(service) {
+                        self.note_stop_timeout(ds, &slot.name);
+                    }
                 }
             }
         }

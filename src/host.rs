@@ -23,10 +23,12 @@
 //! directory as `host.json`, so any stack process (the watcher, a later
 //! `up`) can restart a container without the stack file.
 //!
-//! Health: the runtime has no probe loop yet, so a container with a health
-//! check is probed when its status is asked for (`status`, which the
-//! executor's `wait` and the watcher call): one run of the test command,
-//! whose result is kept in `health.json`; `list` reports the last result.
+//! Health: a container with a health check is probed by the watcher's
+//! upkeep when a probe is due ([`crate::watch::health`]: interval, start
+//! period and start interval, retries), in the background, and whenever
+//! its status is asked for (`status`, which the executor's `wait` calls
+//! for health gates); each result is kept in `health.json`, and `list`
+//! reports the last one.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -50,6 +52,7 @@ use crate::spec::env::Environment;
 use crate::spec::model::{FileObject, MountType, Port, ServiceNetwork};
 use crate::spec::{Service, Stack};
 use crate::volumes::{self, VolumeStore};
+use crate::watch::health::{self, Health, Verdict};
 
 /// Why the host could not do something (turned into the planner's
 /// [`BackendError`] with the words kept).
@@ -144,11 +147,25 @@ impl PortSpec {
 struct Probe {
     args: Vec<String>,
     timeout_ms: u64,
-    /// Failures count at most once per interval, as docker's probes
-    /// run once per interval.
     #[serde(default)]
     interval_ms: u64,
     retries: u64,
+    #[serde(default)]
+    start_period_ms: u64,
+    #[serde(default)]
+    start_interval_ms: u64,
+}
+
+impl Probe {
+    fn timing(&self) -> health::Timing {
+        health::Timing {
+            interval_ms: self.interval_ms,
+            timeout_ms: self.timeout_ms,
+            retries: self.retries,
+            start_period_ms: self.start_period_ms,
+            start_interval_ms: self.start_interval_ms,
+        }
+    }
 }
 
 /// `host.json`: what restarting a container needs beyond `config.json`.
@@ -172,16 +189,6 @@ struct HostRecord {
     anonymous: Vec<String>,
 }
 
-/// `health.json`: the last probe.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-struct Health {
-    failures: u64,
-    healthy: bool,
-    /// When a failure last counted (ms since the epoch).
-    #[serde(default)]
-    counted_at: u64,
-}
-
 /// The planner's host on this machine, for one project.
 pub struct LinuxHost {
     root: PathBuf,
@@ -191,6 +198,9 @@ pub struct LinuxHost {
     volumes: VolumeStore,
     stack: StackContext,
     options: HostOptions,
+    /// Containers whose probe runs now (the watcher's upkeep starts each
+    /// probe in the background and not twice).
+    probing: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for LinuxHost {
@@ -270,6 +280,7 @@ impl LinuxHost {
             volumes: VolumeStore::new(root),
             stack,
             options,
+            probing: Default::default(),
         })
     }
 
@@ -326,42 +337,66 @@ impl LinuxHost {
         Ok(())
     }
 
-    /// The watcher's upkeep after each round: health probes that are due,
-    /// and /etc/hosts files brought up to date.
-    pub async fn upkeep(&self) {
+    /// The watcher's upkeep after each round: health probes that are due
+    /// start in the background (`wake` is notified when one changes a
+    /// container's health, so the watcher acts on it at once), and
+    /// /etc/hosts files are brought up to date.
+    pub async fn upkeep(&self, wake: Option<std::sync::Arc<tokio::sync::Notify>>) {
         let runtime = self.runtime.clone();
         let project = self.project.clone();
-        let _ = blocking(move || {
+        let due = blocking(move || {
+            let mut due = Vec::new();
+            let now = container::state::now_ms();
             for id in runtime.list()? {
                 let ours = runtime.config(&id).is_ok_and(|c| {
                     c.labels.get(labels::PROJECT).map(String::as_str) == Some(project.as_str())
                 });
-                if !ours {
+                let Some(probe) = read_host_record(&runtime, &id).ok().and_then(|r| r.probe) else {
+                    continue;
+                };
+                let Ok(state) = runtime.state(&id) else {
+                    continue;
+                };
+                if !ours || state.status != container::Status::Running {
                     continue;
                 }
-                let due = read_host_record(&runtime, &id)
-                    .ok()
-                    .and_then(|r| r.probe)
-                    .is_some_and(|p| {
-                        let health: Health = std::fs::read(runtime.dir(&id).join("health.json"))
-                            .ok()
-                            .and_then(|b| serde_json::from_slice(&b).ok())
-                            .unwrap_or_default();
-                        let last = std::fs::metadata(runtime.dir(&id).join("health.json"))
-                            .and_then(|m| m.modified())
-                            .ok()
-                            .and_then(|t| t.elapsed().ok());
-                        // Until healthy, at every round; then once per interval.
-                        !health.healthy
-                            || last.is_none_or(|l| l.as_millis() as u64 >= p.interval_ms)
-                    });
-                if due {
-                    let _ = status_of(&runtime, &id, true);
+                let started = state.started_at.unwrap_or(0);
+                if probe
+                    .timing()
+                    .due(&read_health(&runtime, &id), started, now)
+                {
+                    due.push(id);
                 }
             }
-            Ok(())
+            Ok(due)
         })
-        .await;
+        .await
+        .unwrap_or_default();
+        for id in due {
+            {
+                // A plain set: a poisoned lock's data is still whole.
+                let mut probing = self.probing.lock().unwrap_or_else(|e| e.into_inner());
+                if !probing.insert(id.clone()) {
+                    continue;
+                }
+            }
+            let runtime = self.runtime.clone();
+            let probing = self.probing.clone();
+            let wake = wake.clone();
+            tokio::task::spawn_blocking(move || {
+                let before = status_of(&runtime, &id, false).ok().flatten();
+                let after = status_of(&runtime, &id, true).ok().flatten();
+                probing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                if before != after
+                    && let Some(w) = wake
+                {
+                    w.notify_one();
+                }
+            });
+        }
         self.refresh_hosts().await;
     }
 
@@ -394,6 +429,19 @@ impl LinuxHost {
                 let _ = std::fs::write(&path, text);
             }
         }
+    }
+
+    /// The host names of the networks whose link to `id` is broken.
+    async fn broken_networks(&self, id: &str) -> Vec<String> {
+        let broken = self.networks.broken_endpoints(id).await;
+        if broken.is_empty() {
+            return broken;
+        }
+        let known = self.networks.networks().await;
+        broken
+            .iter()
+            .filter_map(|k| known.iter().find(|n| &n.key == k).map(|n| n.name.clone()))
+            .collect()
     }
 
     fn host_record(&self, id: &str) -> Result<HostRecord, HostError> {
@@ -811,35 +859,28 @@ fn status_of(
             let Some(probe) = read_host_record(runtime, id).ok().and_then(|r| r.probe) else {
                 return Ok(Some(Status::Running));
             };
-            let health_path = runtime.dir(id).join("health.json");
-            let mut health: Health = std::fs::read(&health_path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
+            let timing = probe.timing();
+            let mut health = read_health(runtime, id);
             // A frozen container cannot run its probe (the probe would
             // freeze too, and the watcher with it).
             if probe_now && state.status != container::Status::Paused {
                 let ok = run_probe(runtime, id, &probe);
-                let now = container::state::now_ms();
-                if ok {
-                    health = Health {
-                        failures: 0,
-                        healthy: true,
-                        counted_at: 0,
-                    };
-                } else if now.saturating_sub(health.counted_at) >= probe.interval_ms {
-                    health.failures += 1;
-                    health.counted_at = now;
+                // Restarted while the probe ran: its result is about a
+                // container that is gone, and must not count for the new one.
+                let now = runtime.state(id).ok();
+                if now.is_none_or(|s| s.started_at != state.started_at) {
+                    return Ok(Some(Status::Starting));
                 }
+                let started = state.started_at.unwrap_or(0);
+                health = timing.record(&health, ok, started, container::state::now_ms());
                 let bytes = serde_json::to_vec(&health).unwrap_or_default();
-                let _ = container::state::replace_file(&health_path, &bytes);
+                let _ =
+                    container::state::replace_file(&runtime.dir(id).join("health.json"), &bytes);
             }
-            if health.failures >= probe.retries && health.failures > 0 {
-                Status::Unhealthy
-            } else if health.healthy {
-                Status::Healthy
-            } else {
-                Status::Starting
+            match timing.verdict(&health) {
+                Verdict::Unhealthy => Status::Unhealthy,
+                Verdict::Healthy => Status::Healthy,
+                Verdict::Starting => Status::Starting,
             }
         }
         container::Status::Exited => Status::Exited {
@@ -885,6 +926,14 @@ fn run_probe(runtime: &container::Runtime, id: &str, probe: &Probe) -> bool {
     }
 }
 
+/// The container's health as its probes left it (`health.json`).
+fn read_health(runtime: &container::Runtime, id: &str) -> Health {
+    std::fs::read(runtime.dir(id).join("health.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
 fn read_host_record(runtime: &container::Runtime, id: &str) -> Result<HostRecord, HostError> {
     let path = runtime.dir(id).join("host.json");
     let text = std::fs::read(&path).map_err(io("read", &path))?;
@@ -905,35 +954,50 @@ fn resolve_file(object: &FileObject, project_dir: &Path) -> FileObject {
 /// The service's health check (else the image's), ready to run.
 fn probe(service: &Service, image: &crate::runtime::image::ImageConfig) -> Option<Probe> {
     let nanos = |n: u64| (n > 0).then(|| Duration::from_nanos(n));
-    let (test, timeout, interval, retries) = match &service.healthcheck {
-        Some(h) if h.disable => return None,
-        Some(h) if !h.test.is_empty() => (
-            h.test.clone(),
-            h.timeout.map(|d| d.0),
-            h.interval.map(|d| d.0),
-            h.retries,
-        ),
-        _ => {
-            let h = image.healthcheck.as_ref()?;
-            (
-                h.test.clone(),
-                nanos(h.timeout),
-                nanos(h.interval),
-                (h.retries > 0).then_some(h.retries),
-            )
-        }
+    let own = service.healthcheck.as_ref();
+    if own.is_some_and(|h| h.disable) {
+        return None;
+    }
+    let from_image = image.healthcheck.as_ref();
+    // The service's fields win one by one over the image's (as in docker).
+    let test = match own.filter(|h| !h.test.is_empty()) {
+        Some(h) => h.test.clone(),
+        None => from_image?.test.clone(),
     };
+    let pick = |own: Option<Duration>, image: Option<u64>| own.or_else(|| image.and_then(nanos));
+    let timeout = pick(
+        own.and_then(|h| h.timeout.map(|d| d.0)),
+        from_image.map(|h| h.timeout),
+    );
+    let interval = pick(
+        own.and_then(|h| h.interval.map(|d| d.0)),
+        from_image.map(|h| h.interval),
+    );
+    let start_period = pick(
+        own.and_then(|h| h.start_period.map(|d| d.0)),
+        from_image.map(|h| h.start_period),
+    );
+    let start_interval = pick(
+        own.and_then(|h| h.start_interval.map(|d| d.0)),
+        from_image.map(|h| h.start_interval),
+    );
+    let retries = own
+        .and_then(|h| h.retries)
+        .or_else(|| from_image.map(|h| h.retries).filter(|r| *r > 0));
     let args = match test.first().map(String::as_str) {
         Some("CMD") => test[1..].to_vec(),
         Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), test[1..].join(" ")],
         Some("NONE") | None => return None,
         Some(_) => vec!["/bin/sh".into(), "-c".into(), test.join(" ")],
     };
+    let ms = |d: Option<Duration>, default: u64| d.map_or(default, |d| d.as_millis() as u64);
     Some(Probe {
         args,
-        timeout_ms: timeout.unwrap_or(Duration::from_secs(30)).as_millis() as u64,
-        interval_ms: interval.unwrap_or(Duration::from_secs(30)).as_millis() as u64,
-        retries: retries.unwrap_or(3),
+        timeout_ms: ms(timeout, health::DEFAULT_TIMEOUT_MS),
+        interval_ms: ms(interval, health::DEFAULT_INTERVAL_MS),
+        retries: retries.unwrap_or(health::DEFAULT_RETRIES),
+        start_period_ms: ms(start_period, 0),
+        start_interval_ms: ms(start_interval, 0),
     })
 }
 
@@ -986,16 +1050,24 @@ impl Networks for LinuxHost {
                 labels: BTreeMap::new(),
             }));
         }
-        Ok(self
+        let Some(n) = self
             .networks
             .networks()
             .await
             .into_iter()
             .find(|n| n.name == name)
-            .map(|n| LiveObject {
-                name: n.name,
-                labels: BTreeMap::new(),
-            }))
+        else {
+            return Ok(None);
+        };
+        // A recorded network whose bridge was removed is missing: the plan
+        // creates it again (drift).
+        if !self.networks.bridge_present(&n.key).await {
+            return Ok(None);
+        }
+        Ok(Some(LiveObject {
+            name: n.name,
+            labels: BTreeMap::new(),
+        }))
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), BackendError> {
@@ -1147,12 +1219,19 @@ impl Runtime for LinuxHost {
                 continue;
             };
             let image = self.host_record(&id).ok().and_then(|r| r.image_digest);
+            // Links only exist while it runs.
+            let detached = if status.is_running() {
+                self.broken_networks(&id).await
+            } else {
+                Vec::new()
+            };
             out.push(LiveContainer {
                 name: id.clone(),
                 id,
                 status,
                 labels: config.labels,
                 image,
+                detached,
             });
         }
         Ok(out)
@@ -1235,10 +1314,8 @@ mod tests {
         };
         let p = probe(&service, &image).unwrap();
         assert_eq!(p.args, ["/bin/sh", "-c", "nc -w 1 127.0.0.1 6379"]);
-        assert_eq!(
-            (p.retries, p.timeout_ms, p.interval_ms),
-            (5, 30_000, 30_000)
-        );
+        // Fields the service leaves out come from the image (as in docker).
+        assert_eq!((p.retries, p.timeout_ms, p.interval_ms), (5, 30_000, 2_000));
         // Without a test of its own, the image's.
         service.healthcheck = None;
         let p = probe(&service, &image).unwrap();

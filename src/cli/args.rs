@@ -117,6 +117,8 @@ pub enum Command {
     Version(VersionArgs),
     /// Print a systemd unit that brings the project up at boot.
     Systemd(SystemdArgs),
+    /// Print what the project's watcher saw and did (deaths, restarts, health, repairs) and follow new events.
+    Events(EventsArgs),
     /// Low-level container runtime access (for tests and benchmarks).
     #[command(hide = true)]
     Runtime {
@@ -272,6 +274,10 @@ pub struct UpArgs {
 
     #[command(flatten)]
     pub log: LogStyle,
+
+    /// Have the watcher apply the stack file again whenever it changes.
+    #[arg(long)]
+    pub watch_file: bool,
 }
 
 /// `up --pull`.
@@ -351,6 +357,31 @@ pub struct RollbackArgs {
     /// Only show what would change.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// Only events of these services.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only events since this time: RFC 3339 (`2026-11-25T21:00:00Z`),
+    /// Unix seconds, or a duration ago (`10m`, `2h`, `30s`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Print the events up to this time (same forms as --since) and exit
+    /// instead of following new ones.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Print the events kept and exit instead of following new ones.
+    #[arg(long)]
+    pub no_follow: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -185,7 +185,7 @@ pub async fn until_exit(
                 }
             }
         }
-        host.upkeep().await;
+        host.upkeep(None).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     None

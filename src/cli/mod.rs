@@ -9,6 +9,7 @@ mod attach;
 mod config;
 mod containers;
 mod down;
+mod events;
 mod exec;
 mod foreground;
 mod generate;
@@ -103,6 +104,7 @@ pub fn main() -> ExitCode {
         args::Command::Systemd(a) => systemd::run(&cli.global, a),
         args::Command::Logs(a) => return logs::main(&cli.global, a),
         args::Command::Rollback(a) => return rollback::main(&cli.global, a),
+        args::Command::Events(a) => events::run(&cli.global, a),
         args::Command::Pull(a) => pull::run(&cli.global, a),
         args::Command::Image { command } => image::run(&cli.global, command),
         args::Command::Runtime { command } => {

@@ -40,8 +40,9 @@ use crate::planner::pull_policy::PullPolicy;
 use crate::runtime::container;
 use crate::spec::{self, Stack};
 use crate::state::Store;
-use crate::watch::backoff::{Backoff, Policy};
-use crate::watch::{self, Round};
+use crate::state::events::{Event, EventLog};
+use crate::watch;
+use crate::watch::backoff::Policy;
 
 /// How often the watcher resyncs.
 const RESYNC: Duration = Duration::from_millis(500);
@@ -530,27 +531,61 @@ async fn watch_loop(
         keep_user_stopped: true,
         ..up_options(args)
     };
-    let host = Backoff::new(host, Policy::default());
+    let files: Vec<PathBuf> = match (args.watch_file, global.files.is_empty()) {
+        (false, _) => Vec::new(),
+        (true, false) => global.files.clone(),
+        // The file was found by its default name: any of them may change.
+        (true, true) => [
+            "compose.yaml",
+            "compose.yml",
+            "docker-compose.yaml",
+            "docker-compose.yml",
+        ]
+        .iter()
+        .map(|n| stack.project_dir.join(n))
+        .collect(),
+    };
+    let wake = match watch::wake::spawn(&global.root.join("containers"), &files) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            eprintln!(
+                "watcher: cannot watch for container exits ({e}); resyncing every {} ms only",
+                RESYNC.as_millis()
+            );
+            None
+        }
+    };
+    let log = EventLog::new(&global.root, &stack.name);
+    let _ = log.append(
+        &Event::now(&stack.name, "watcher-start").detail(format!("pid {}", std::process::id())),
+    );
+    let notify = wake.as_ref().map(|w| w.notify.clone());
     let w = watch::Watch {
         host: &host,
         store: &store,
-        stack,
         opts: &opts,
         resync: RESYNC,
+        events: Some(log.clone()),
+        root: Some(global.root.clone()),
+        wake,
+        policy: Policy::default(),
+    };
+    let reload = || -> Result<Stack, String> {
+        let opts = super::load_options(global, &args.services).map_err(|e| format!("{e:?}"))?;
+        spec::load(&opts)
+            .map(|p| p.stack)
+            .map_err(|d| d.to_string())
     };
     w.run(
+        stack.clone(),
         &STOP,
-        |r| match r {
-            Ok(Round::Done(ops)) if !ops.is_empty() => {
-                eprintln!("watcher: {}", ops.join("; "));
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!("watcher: {e}"),
-        },
-        || host.inner().upkeep(),
+        |line| eprintln!("watcher: {line}"),
+        || host.upkeep(notify.clone()),
+        reload,
     )
     .await;
-    host.into_inner().close().await;
+    let _ = log.append(&Event::now(&stack.name, "watcher-stop"));
+    host.close().await;
     Ok(())
 }
 
@@ -588,6 +623,7 @@ pub fn watcher(global: &Global, args: &UpArgs) -> ExitCode {
         // read why it stopped.
         if result.is_ok() {
             let _ = std::fs::remove_file(dir.join(format!("{}.log", project.stack.name)));
+            watch::restarts::forget(&global.root, &project.stack.name);
             let _ = std::fs::remove_dir(&dir);
         }
         drop(file);
@@ -627,6 +663,9 @@ fn spawn_watcher(global: &Global, args: &UpArgs, project: &str) -> anyhow::Resul
     for r in &args.insecure_registries {
         cmd.arg("--insecure-registry").arg(r);
     }
+    if args.watch_file {
+        cmd.arg("--watch-file");
+    }
     cmd.args(&args.services);
     // Its own process group: a Ctrl-C in the terminal does not reach it.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -665,6 +704,8 @@ fn lock_held(path: &Path) -> bool {
 /// Stops the project's watcher, if one runs, and waits until it is gone.
 pub fn stop_watcher(root: &Path, project: &str) -> anyhow::Result<()> {
     let path = watch_dir(root).join(format!("{project}.lock"));
+    // The record of the watcher that goes: the next one starts afresh.
+    watch::restarts::forget(root, project);
     let Ok(mut f) = File::open(&path) else {
         return Ok(());
     };

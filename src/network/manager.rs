@@ -468,9 +468,12 @@ impl Networks {
                 let plan = plan_of(&n)?;
                 let gw = Ipv4Network::new(n.gateway, plan.subnet.prefix()).unwrap_or(plan.subnet);
                 let alias = names::bridge_alias(&self.project, key);
-                self.host
+                let index = self
+                    .host
                     .ensure_bridge(&n.bridge, &alias, n.mtu, gw, self.group)
                     .await?;
+                // A bridge made again (it was removed) has a new index.
+                st.bridge_index.insert(n.bridge.clone(), index);
             }
             self.ensure_dns(&mut st, key, &n).await?;
             return Self::info(key, &n);
@@ -680,7 +683,14 @@ impl Networks {
         let plan = plan_of(&n)?;
         let key = endpoint_key(&req.container, &req.network);
         if let Some(e) = st.record.endpoints.get(&key).cloned() {
-            if e.netns == req.netns && self.host.link_index(&e.host_ifname).await?.is_some() {
+            // Whole when its veth exists and is plugged into the bridge
+            // (the bridge may have been removed and made again).
+            let bridge = self.host.link_index(&n.bridge).await?;
+            let whole = match self.host.link_controller(&e.host_ifname).await? {
+                Some((_, controller)) => bridge.is_some() && controller == bridge,
+                None => false,
+            };
+            if e.netns == req.netns && whole {
                 self.registry
                     .add_endpoint(&req.network, &req.container, e.ip, &req.names);
                 self.registry.set_upstreams(&req.container, &req.dns);
@@ -839,6 +849,56 @@ impl Networks {
         }
         self.host.delete_link_named(&e.host_ifname).await?;
         self.save(&st.record)
+    }
+
+    /// Whether the bridge of network `key` exists (`false` also for a
+    /// network the project does not have). An external network counts as
+    /// present: it is not ours to watch.
+    pub async fn bridge_present(&self, key: &str) -> bool {
+        let bridge = {
+            let st = self.state.lock().await;
+            match st.record.networks.get(key) {
+                Some(n) if n.external => return true,
+                Some(n) => n.bridge.clone(),
+                None => return false,
+            }
+        };
+        // A failed lookup is not evidence of absence.
+        !matches!(self.host.link_index(&bridge).await, Ok(None))
+    }
+
+    /// The networks (keys) where `container`'s endpoint is broken: the
+    /// host end of its veth is gone (deleted by hand, or with the
+    /// container's namespace), or it is no longer plugged into the
+    /// network's bridge (the bridge was removed, or made again).
+    pub async fn broken_endpoints(&self, container: &str) -> Vec<String> {
+        let endpoints: Vec<(String, String, String)> = {
+            let st = self.state.lock().await;
+            st.record
+                .endpoints
+                .values()
+                .filter(|e| e.container == container)
+                .filter_map(|e| {
+                    let n = st.record.networks.get(&e.network)?;
+                    Some((e.network.clone(), e.host_ifname.clone(), n.bridge.clone()))
+                })
+                .collect()
+        };
+        let mut broken = Vec::new();
+        for (key, veth, bridge) in endpoints {
+            let Ok(link) = self.host.link_controller(&veth).await else {
+                continue;
+            };
+            let plugged = match (link, self.host.link_index(&bridge).await) {
+                (Some((_, Some(controller))), Ok(Some(b))) => controller == b,
+                (Some(_), Err(_)) => true,
+                _ => false,
+            };
+            if !plugged {
+                broken.push(key);
+            }
+        }
+        broken
     }
 
     /// The container's endpoints, primary (lowest interface) first.

@@ -131,6 +131,32 @@ impl Netlink {
         }
     }
 
+    /// The index of the link called `name` and the index of the bridge it
+    /// is plugged into, if it exists.
+    pub async fn link_controller(
+        &self,
+        name: &str,
+    ) -> Result<Option<(u32, Option<u32>)>, NetworkError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(msg)) => {
+                let controller = msg.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Controller(i) => Some(*i),
+                    _ => None,
+                });
+                Ok(Some((msg.header.index, controller)))
+            }
+            Ok(None) => Ok(None),
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+            Err(e) => Err(NetworkError::netlink(format!("look up link {name}"))(e)),
+        }
+    }
+
     /// Every link's name and alias (`ip link` with aliases).
     pub async fn links(&self) -> Result<Vec<(u32, String, Option<String>)>, NetworkError> {
         let msgs: Vec<_> = self

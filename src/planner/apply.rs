@@ -16,7 +16,7 @@ use super::PlanError;
 use super::backend::Host;
 use super::execute::{ExecError, ExecOptions, Outcome, Progress, execute};
 use super::hash::{digest, revision_document};
-use super::observe::{Observed, observe};
+use super::observe::{Observed, Supervision, observe};
 use super::plan::{DownOptions, Plan, UpOptions, plan_down, plan_up};
 use crate::spec::Stack;
 use crate::state::{ProjectLock, ProjectRecord, StateError};
@@ -63,7 +63,22 @@ pub async fn up<H: Host>(
     progress: &dyn Progress,
     exec: &ExecOptions,
 ) -> Result<(Plan, Outcome), ApplyError> {
-    let (record, observed) = observe_locked(host, lock, Some(stack)).await?;
+    up_supervised(host, lock, stack, opts, progress, exec, |_| None).await
+}
+
+/// `up` as the watcher runs it: `supervise` sees what was observed and
+/// gives the restart history that restart policies decide with.
+pub async fn up_supervised<H: Host>(
+    host: &H,
+    lock: &ProjectLock,
+    stack: &Stack,
+    opts: &UpOptions,
+    progress: &dyn Progress,
+    exec: &ExecOptions,
+    supervise: impl FnOnce(&Observed) -> Option<Supervision>,
+) -> Result<(Plan, Outcome), ApplyError> {
+    let (record, mut observed) = observe_locked(host, lock, Some(stack)).await?;
+    observed.supervision = supervise(&observed);
     let plan = plan_up(stack, &observed, opts)?;
     let mut outcome = execute(&plan, host, record, lock, progress, exec).await?;
     if !stack.files.is_empty() && outcome.record.config_files != stack.files {

@@ -98,6 +98,9 @@ pub struct LiveContainer {
     pub labels: BTreeMap<String, String>,
     /// The digest of the image it runs, when the runtime knows it.
     pub image: Option<String>,
+    /// Networks (host names) it should be on but whose link is broken: its
+    /// veth was deleted, or its bridge removed (drift to repair).
+    pub detached: Vec<String>,
 }
 
 /// A network or volume that exists on the host.

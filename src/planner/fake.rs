@@ -41,6 +41,8 @@ pub struct FakeContainer {
     pub image: Option<String>,
     /// Host names of the networks it is attached to.
     pub networks: BTreeSet<String>,
+    /// Host names of networks whose link to it broke (a test's drift).
+    pub detached: BTreeSet<String>,
     /// What it was created from.
     pub spec: ContainerSpec,
 }
@@ -295,6 +297,7 @@ impl Networks for FakeHost {
                 .containers
                 .get_mut(&c)
                 .ok_or_else(|| not_found("container", &c))?;
+            c.detached.remove(&n);
             c.networks.insert(n);
             Ok(())
         })
@@ -367,6 +370,7 @@ impl Runtime for FakeHost {
                 status: c.status,
                 labels: c.labels.clone(),
                 image: c.image.clone(),
+                detached: c.detached.iter().cloned().collect(),
             })
             .collect())
     }
@@ -412,6 +416,7 @@ impl Runtime for FakeHost {
                     labels: spec.labels.clone(),
                     image,
                     networks: spec.networks.keys().cloned().collect(),
+                    detached: BTreeSet::new(),
                     spec,
                 },
             );

@@ -27,6 +27,7 @@ pub mod hash;
 pub mod observe;
 pub mod plan;
 pub mod pull_policy;
+pub mod restart;
 
 pub use backend::{
     BackendError, Clock, ContainerSpec, Host, ImageInfo, Images, LiveContainer, LiveObject,
@@ -36,7 +37,7 @@ pub use desired::{Desired, DesiredService};
 pub use diff::Change;
 pub use execute::{ExecError, ExecOptions, Outcome, Progress, Recorder, execute};
 pub use graph::Graph;
-pub use observe::{Observed, ObservedContainer, ObservedObject, observe};
+pub use observe::{Observed, ObservedContainer, ObservedObject, Supervision, observe};
 pub use plan::{Action, DownOptions, Op, Plan, Summary, Target, UpOptions, plan_down, plan_up};
 
 use backend::BackendError as HostError;

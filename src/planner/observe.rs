@@ -55,6 +55,18 @@ pub struct Observed {
     pub stale: Stale,
     /// Containers the user removed (`stack rm`), by name.
     pub removed_by_user: std::collections::BTreeSet<String>,
+    /// The watcher's restart history, when the watcher plans (`None`: `up`
+    /// plans, and starts whatever should run, whatever its restart policy).
+    pub supervision: Option<Supervision>,
+}
+
+/// What the watcher knows of past restarts, for restart policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Supervision {
+    /// Restarts so far, by container.
+    pub restarts: BTreeMap<String, u64>,
+    /// Containers not to start now: backing off, or past the flap limit.
+    pub hold: std::collections::BTreeSet<String>,
 }
 
 /// Record entries for objects that no longer exist.
@@ -85,6 +97,8 @@ pub struct ObservedContainer {
     pub status: Status,
     /// Whether the state record knew it (`false`: adopted from its labels).
     pub recorded: bool,
+    /// Networks (host names) whose link to it is broken: drift to repair.
+    pub detached: Vec<String>,
 }
 
 impl ObservedContainer {
@@ -248,6 +262,7 @@ pub async fn observe<H: Host>(
                 record,
                 status: c.status,
                 recorded: known.is_some(),
+                detached: c.detached.clone(),
             },
         );
     }

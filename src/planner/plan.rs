@@ -35,6 +35,7 @@ use super::diff::{Change, changes, short_digest};
 use super::graph::{DepKind, Edge, Graph};
 use super::hash::{DIGESTS_KEY, hash_input, hash_input_of_json};
 use super::observe::{Observed, ObservedContainer};
+use super::restart::RestartPolicy;
 use crate::spec::Stack;
 use crate::spec::model::{Condition, ServiceNetwork};
 
@@ -553,6 +554,10 @@ impl<'a> Planner<'a> {
                     let target = self.slot_target(service, slot);
                     let id = self.push(Action::Stop, target, reason.clone(), after);
                     cascade_stop.insert(slot.name.clone(), id);
+                    // Stopped with the service's own grace period, not the default 10 s.
+                    if let Some(ds) = self.desired.services.get(service) {
+                        self.note_stop_timeout(ds, &slot.name);
+                    }
                 }
             }
         }
@@ -893,9 +898,15 @@ impl<'a> Planner<'a> {
                         start_reason = Some(if recreate { "recreated" } else { "created" }.into());
                     }
                     Need::Start(reason) => start_reason = Some(reason.clone()),
-                    Need::Restart(_) => {
+                    Need::Restart(reason) => {
                         ready.extend(cascade_stop.get(&slot.name));
-                        start_reason = Some("restart after its dependency is recreated".into());
+                        start_reason = Some(if reason.starts_with("unhealthy") {
+                            format!("restart: {reason}")
+                        } else if reason.contains(" is restarted ") {
+                            "restart after its dependency is restarted".into()
+                        } else {
+                            "restart after its dependency is recreated".into()
+                        });
                     }
                     Need::Keep => {}
                 }
@@ -928,6 +939,41 @@ impl<'a> Planner<'a> {
                         start_reason = Some("restart after its network is recreated".into());
                     }
                     self.note_stop_timeout(ds, &slot.name);
+                }
+                // Drift: a running container whose veth or bridge went away
+                // is attached again (connecting replaces a broken endpoint).
+                if matches!(slot.need, Need::Keep)
+                    && !detached.contains_key(&slot.name)
+                    && let Some(c) = observed.containers.get(&slot.name)
+                {
+                    for net_name in &c.detached {
+                        let Some((key, _)) = self
+                            .desired
+                            .networks
+                            .iter()
+                            .find(|(_, n)| &n.name == net_name)
+                        else {
+                            continue;
+                        };
+                        let attachment =
+                            ds.definition.networks.get(key).cloned().unwrap_or_default();
+                        let attach_target = Target::Attachment {
+                            network: net_name.clone(),
+                            container: slot.name.clone(),
+                        };
+                        let why = format!(
+                            "its link to network `{net_name}` is gone (veth or bridge removed)"
+                        );
+                        self.push(
+                            Action::Connect,
+                            attach_target,
+                            format!("reattach: {why}"),
+                            network_ops.get(key).copied(),
+                        );
+                        self.specs
+                            .attachments
+                            .insert((slot.name.clone(), net_name.clone()), attachment);
+                    }
                 }
                 let Some(start_reason) = start_reason else {
                     continue;
@@ -1185,7 +1231,7 @@ impl<'a> Planner<'a> {
                     },
                     Vec::new(),
                 ),
-                (_, _, None) => self.keep_need(service, c, updated),
+                (_, _, None) => self.keep_need(service, c, updated, recreated),
             };
             if let (Strategy::Never, Some((reason, _))) = (strategy, &diverged[i]) {
                 // The user asked for it, but should know what stays out of date.
@@ -1240,7 +1286,13 @@ impl<'a> Planner<'a> {
     }
 
     /// An existing, up-to-date container: start it, restart it, or leave it.
-    fn keep_need(&self, service: &str, c: &ObservedContainer, updated: &BTreeSet<String>) -> Need {
+    fn keep_need(
+        &self,
+        service: &str,
+        c: &ObservedContainer,
+        updated: &BTreeSet<String>,
+        recreated: &BTreeSet<String>,
+    ) -> Need {
         if c.status.is_running() {
             let cause = self
                 .graph
@@ -1249,13 +1301,21 @@ impl<'a> Planner<'a> {
                 .find(|(d, e)| e.restart && updated.contains(*d));
             return match cause {
                 Some((dep, _)) => Need::Restart(format!(
-                    "`{dep}` is recreated (depends_on.{dep}.restart: true)"
+                    "`{dep}` is {} (depends_on.{dep}.restart: true)",
+                    if recreated.contains(dep) {
+                        "recreated"
+                    } else {
+                        "restarted"
+                    }
                 )),
-                None => Need::Keep,
+                None => self.unhealthy_need(service, c),
             };
         }
         if self.opts.keep_user_stopped && c.record.stopped_by_user {
             return Need::Keep;
+        }
+        if let Some(need) = self.supervised_need(service, c) {
+            return need;
         }
         let one_shot = self
             .desired
@@ -1267,6 +1327,44 @@ impl<'a> Planner<'a> {
             Status::Exited { code } => Need::Start(format!("exited with code {code}")),
             _ => Need::Start("created but not started".into()),
         }
+    }
+
+    /// Under the watcher, an exited container follows its restart policy
+    /// (`None`: `up` plans, and starts what should run).
+    fn supervised_need(&self, service: &str, c: &ObservedContainer) -> Option<Need> {
+        let sup = self.observed.supervision.as_ref()?;
+        let Status::Exited { code } = c.status else {
+            return None;
+        };
+        let policy = RestartPolicy::of(self.stack.services.get(service)?);
+        let restarts = sup.restarts.get(c.name()).copied().unwrap_or(0);
+        if sup.hold.contains(c.name()) || !policy.restarts(code, restarts) {
+            return Some(Need::Keep);
+        }
+        Some(Need::Start(format!(
+            "exited with code {code} (restart: {})",
+            policy.describe()
+        )))
+    }
+
+    /// Under the watcher, an unhealthy container is restarted when its
+    /// policy says so.
+    fn unhealthy_need(&self, service: &str, c: &ObservedContainer) -> Need {
+        let Some(sup) = self.observed.supervision.as_ref() else {
+            return Need::Keep;
+        };
+        let Some(definition) = self.stack.services.get(service) else {
+            return Need::Keep;
+        };
+        let policy = RestartPolicy::of(definition);
+        let restarts = sup.restarts.get(c.name()).copied().unwrap_or(0);
+        if c.status == Status::Unhealthy
+            && !sup.hold.contains(c.name())
+            && policy.restarts_unhealthy(restarts)
+        {
+            return Need::Restart(format!("unhealthy (restart: {})", policy.describe()));
+        }
+        Need::Keep
     }
 
     /// Why `c` no longer matches the file (`None`: it does).

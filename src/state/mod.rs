@@ -14,6 +14,7 @@
 //! `projects/<project>/lock`, `projects/<project>/revisions/<n>.json`.
 
 mod atomic;
+pub mod events;
 mod records;
 mod store;
 

@@ -800,19 +800,15 @@ impl LinuxHost {
             }
             _ => {}
         }
-        let config = self.runtime.config(id)?;
         let rec = self.host_record(id)?;
         let runtime = self.runtime.clone();
         self.unwire(id).await?;
+        // Started again, not recreated: the container keeps its writable
+        // layer and its log across restarts, as with Docker.
         let created = {
             let id = id.to_string();
-            blocking(move || {
-                runtime.remove(&id, true)?;
-                Ok(runtime.create(&id, &config)?)
-            })
-            .await?
+            blocking(move || Ok(runtime.start_again(&id)?)).await?
         };
-        self.save_host_record(id, &rec)?;
         let _ = std::fs::remove_file(self.runtime.dir(id).join("health.json"));
         self.wire(id, created.pid, &rec).await?;
         let runtime = self.runtime.clone();

@@ -659,3 +659,88 @@ fn devices_listed_in_the_service_are_usable() {
     });
     assert_eq!(out, ["readable", "read-only"]);
 }
+
+#[test]
+fn starting_again_keeps_the_written_files_and_the_log_and_removal_still_leaves_nothing() {
+    if !can_run() {
+        return;
+    }
+    let t = TestRuntime::new();
+    let id = t.id("again");
+    let config = t.config(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "n=$(cat /state.txt 2>/dev/null || echo 0); echo run-$n; echo $((n + 1)) > /state.txt; exit 3",
+        ],
+        |s, _| s.mem_limit = Some(Bytes(64 << 20)),
+    );
+    t.rt.run(&id, &config).unwrap();
+    assert_eq!(t.rt.wait(&id).unwrap().code, 3);
+    let first = t.rt.state(&id).unwrap();
+    let mut follower = t.rt.follow_logs(&id, true).unwrap();
+    assert!(
+        t.rt.start_again(&id).is_ok(),
+        "an exited container starts again"
+    );
+    assert_eq!(t.rt.state(&id).unwrap().status, Status::Created);
+    t.rt.start(&id).unwrap();
+    assert_eq!(t.rt.wait(&id).unwrap().code, 3);
+    assert_eq!(t.output(&id), ["run-0", "run-1"]);
+    let followed: Vec<String> = follower
+        .poll()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(
+        followed,
+        ["run-0", "run-1"],
+        "the log was truncated or replaced"
+    );
+    let dir = t.rt.dir(&id);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("upper/state.txt")).unwrap(),
+        "2\n"
+    );
+    let second = t.rt.state(&id).unwrap();
+    assert_eq!(second.created_at, first.created_at);
+    assert!(second.started_at.unwrap() >= first.finished_at.unwrap());
+    assert_eq!(second.exit.unwrap().code, 3);
+
+    // A third run, and a running container cannot be started again.
+    t.rt.start_again(&id).unwrap();
+    assert!(matches!(
+        t.rt.start_again(&id),
+        Err(stack::runtime::container::ContainerError::StillRunning(_))
+    ));
+    t.rt.start(&id).unwrap();
+    assert_eq!(t.rt.wait(&id).unwrap().code, 3);
+    assert_eq!(t.output(&id), ["run-0", "run-1", "run-2"]);
+
+    let cgroup_dirs: Vec<_> = ["memory", "pids", "cpu", "freezer", ""]
+        .iter()
+        .map(|c| std::path::PathBuf::from(format!("/sys/fs/cgroup/{c}/stack/{}/{id}", t.project)))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(!cgroup_dirs.is_empty(), "the last run has no cgroup");
+    let last = t.rt.state(&id).unwrap();
+    t.rt.remove(&id, false).unwrap();
+    assert!(!dir.exists());
+    assert!(
+        !t.rt.list().unwrap().contains(&id),
+        "the state root still lists it"
+    );
+    for d in &cgroup_dirs {
+        assert!(!d.exists(), "{} remains", d.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&dir.display().to_string()));
+    for pid in [last.pid, last.shim_pid].into_iter().flatten() {
+        let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit(')').next().unwrap().trim_start().starts_with('Z'))
+            .unwrap_or(true);
+        assert!(gone, "process {pid} is still alive");
+    }
+}

@@ -161,7 +161,7 @@ services:
     );
     p.ok(&["up", "--no-start"]);
     let ps = p.ok(&["ps", "-a"]);
-    assert!(ps.contains("created"), "{ps}");
+    assert!(ps.contains("Created"), "{ps}");
     assert!(p.pid(&p.container("server", 1)).is_none());
 
     let o = p.run(&["up", "--exit-code-from", "job", "--no-color"]);

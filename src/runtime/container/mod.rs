@@ -10,6 +10,7 @@
 //! build::container_config(service, image, ctx) ─► ContainerConfig
 //! Runtime::create(id, config)  ─► shim running, process waiting  (pid for the network hook)
 //! Runtime::start(id)           ─► command running
+//! Runtime::start_again(id)     ─► an exited container created again, its files and log kept
 //! Runtime::stop / kill / pause / resume / exec / stats / logs / state / wait
 //! Runtime::remove(id, force)   ─► nothing left: no process, cgroup, mount or file
 //! ```
@@ -287,6 +288,84 @@ impl Runtime {
         }
         let bytes = serde_json::to_vec(config).map_err(ContainerError::json)?;
         state::replace_file(&dir.join("config.json"), &bytes)?;
+        self.spawn_shim(id, dir, start)
+    }
+
+    /// Creates an exited container again, as `docker start` and restart
+    /// policies do: what the last run left behind (its cgroup, the shim's
+    /// socket, overlayfs' scratch directory) goes, what belongs to the
+    /// container stays: the writable layer `upper/` (files the process
+    /// wrote outside volumes), `container.log` and its rotated files
+    /// (`logs` shows every run, in order), `config.json` and the
+    /// hosts/resolv.conf/hostname files. A new shim then sets the container
+    /// up as [`Runtime::create`] does: attach the network to
+    /// `/proc/<pid>/ns/net`, then [`Runtime::start`]. Only
+    /// [`Runtime::remove`] loses the container's files.
+    pub fn start_again(&self, id: &str) -> Result<Created, ContainerError> {
+        let config = self.config(id)?;
+        let s = self.state(id)?;
+        if matches!(
+            s.status,
+            Status::Created | Status::Running | Status::Paused | Status::Creating
+        ) {
+            return Err(ContainerError::StillRunning(id.to_string()));
+        }
+        // A shim that died without recording the exit may have left its
+        // process behind; the cgroup's removal below kills the rest.
+        if state::same_process(s.pid, s.pid_start)
+            && let Some(pid) = s.pid
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            wait_for_exit(s.pid, s.pid_start, Duration::from_secs(2));
+        }
+        // The shim exits right after recording the exit: wait for it so
+        // that it no longer writes into the directory.
+        wait_for_exit(s.shim_pid, s.shim_start, Duration::from_secs(2));
+        self.end_run(id, &config)?;
+        let result = self.spawn_shim(id, &self.dir(id), false);
+        if result.is_err() {
+            // The container stays, exited (the shim recorded why): only
+            // what the failed run may have made goes.
+            let _ = self.end_run(id, &config);
+        }
+        result
+    }
+
+    /// Tears down what one run of the container leaves outside its files:
+    /// its cgroup (counters such as OOM kills must start from zero, and a
+    /// leftover process dies with it), the shim's socket, and overlayfs'
+    /// work directory, which must be empty when the layers are mounted
+    /// again. The root filesystem was mounted in the container's own mount
+    /// namespace only, so it went away with the container's last process.
+    fn end_run(&self, id: &str, config: &ContainerConfig) -> Result<(), ContainerError> {
+        if let Ok(cg) = self.cgroup(config)
+            && !cg.path().is_empty()
+        {
+            cg.remove(&Linux)?;
+        }
+        let dir = self.dir(id);
+        let sock = dir.join("shim.sock");
+        match std::fs::remove_file(&sock) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ContainerError::io("remove", &sock)(e)),
+        }
+        let work = dir.join("work");
+        match std::fs::remove_dir_all(&work) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ContainerError::io("clear", &work)(e)),
+        }
+        std::fs::create_dir(&work).map_err(ContainerError::io("create", &work))
+    }
+
+    /// Runs a shim over the container's directory (already written) and
+    /// waits for its first word: `created <pid>`, or with `start`,
+    /// `running <pid>`.
+    fn spawn_shim(&self, id: &str, dir: &Path, start: bool) -> Result<Created, ContainerError> {
         let log_path = dir.join("shim.log");
         let shim_log = std::fs::OpenOptions::new()
             .create(true)

@@ -336,10 +336,15 @@ impl Shim {
                 config_path.display()
             )
         })?;
+        let state_path = dir.join("state.json");
         let mut state = State::new(id);
+        // A container started again (`Runtime::start_again`) keeps the
+        // time it was created; everything else describes the new run.
+        if let Ok(last) = State::load(&state_path) {
+            state.created_at = last.created_at;
+        }
         state.shim_pid = Some(std::process::id() as i32);
         state.shim_start = process_start_time(std::process::id() as i32);
-        let state_path = dir.join("state.json");
         state.save(&state_path).map_err(|e| e.to_string())?;
 
         let linux = config.spec.linux().clone().unwrap_or_default();

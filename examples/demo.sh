@@ -25,6 +25,7 @@ need=""
 command -v nft >/dev/null 2>&1 || need="$need nftables"
 if [ -n "$need" ]; then
     echo "demo: installing$need"
+    apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends $need >/dev/null
 fi
 if ! ldd /bin/busybox 2>&1 | grep -q "not a dynamic executable"; then

@@ -576,11 +576,24 @@ async fn watch_loop(
             .map(|p| p.stack)
             .map_err(|d| d.to_string())
     };
+    // DNS drift first, so /etc/hosts files (upkeep) follow the repair.
+    let after = || {
+        let (host, log, notify) = (&host, &log, notify.clone());
+        async move {
+            for (who, what) in host.networks().resync_dns().await {
+                let mut e = Event::now(&stack.name, "drift-repair").detail(what);
+                e.container = Some(who);
+                eprintln!("watcher: {}", e.human());
+                let _ = log.append(&e);
+            }
+            host.upkeep(notify).await;
+        }
+    };
     w.run(
         stack.clone(),
         &STOP,
         |line| eprintln!("watcher: {line}"),
-        || host.upkeep(notify.clone()),
+        after,
         reload,
     )
     .await;

@@ -181,6 +181,15 @@ impl Registry {
             .insert(container.to_string(), DnsEndpoint { ip, names });
     }
 
+    /// Whether `container` is served on `network` at `ip`.
+    pub fn has_endpoint(&self, network: &str, container: &str, ip: Ipv4Addr) -> bool {
+        self.read()
+            .networks
+            .get(network)
+            .and_then(|n| n.endpoints.get(container))
+            .is_some_and(|e| e.ip == ip)
+    }
+
     /// Removes `container`'s endpoint on `network`.
     pub fn remove_endpoint(&self, network: &str, container: &str) {
         let mut inner = self.write();

@@ -358,6 +358,32 @@ mod tests {
     }
 
     #[test]
+    fn the_watchers_restarts_show_in_the_status() {
+        let c = Container {
+            name: "p-web-1".into(),
+            service: "web".into(),
+            replica: 1,
+            one_off: false,
+            status: Status::Exited { code: 1 },
+            state: None,
+            labels: Default::default(),
+        };
+        let mut r = Restarts::default();
+        assert!(status_text(&c, &r, 0).starts_with("Exited (1) "));
+        let entry = r.containers.entry(c.name.clone()).or_default();
+        entry.count = 3;
+        entry.waiting = true;
+        assert!(status_text(&c, &r, 0).starts_with("Restarting (1) "));
+        assert_eq!(state_name(state_of(&c, &r)), "restarting");
+        let entry = r.containers.entry(c.name.clone()).or_default();
+        entry.waiting = false;
+        entry.gave_up = true;
+        let text = status_text(&c, &r, 0);
+        assert!(text.ends_with("(flapping: restarts stopped)"), "{text}");
+        assert_eq!(json_row(&c, &[], "p", &r, 0)["RestartCount"], 3);
+    }
+
+    #[test]
     fn tables_pad_columns() {
         let t = render_table(&["A", "BB"], &[vec!["long".into(), "x".into()]]);
         assert_eq!(t, "A     BB\nlong  x\n");

@@ -459,6 +459,8 @@ mod tests {
                 sup.observe(&s, &observed(Status::Running), t);
             } else if let Some(at) = sup.next_wake() {
                 assert!(at > t, "waits for a time to come");
+                // `stack ps` reads "Restarting" meanwhile.
+                assert!(sup.restarts.containers["p-web-1"].waiting);
                 t = at;
             } else {
                 break;
@@ -468,6 +470,27 @@ mod tests {
         assert_eq!(flap_events, 1);
         assert_eq!(restarts, policy.flap_limit);
         assert!(sup.restarts.containers["p-web-1"].gave_up);
+    }
+
+    #[test]
+    fn an_oom_kill_is_an_event_before_the_death() {
+        let s = stack("no");
+        let mut sup = Supervisor::new("p", Policy::default());
+        sup.observe(&s, &observed(Status::Running), ms(0));
+        let mut o = observed(Status::Exited { code: 137 });
+        if let Some(c) = o.containers.get_mut("p-web-1") {
+            c.oom_killed = true;
+        }
+        let (_, events) = sup.observe(&s, &o, ms(10));
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions[..2], ["oom", "die"]);
+        // Not waiting: its policy leaves it stopped.
+        assert!(
+            sup.restarts
+                .containers
+                .get("p-web-1")
+                .is_none_or(|r| !r.waiting)
+        );
     }
 
     #[test]

@@ -1221,6 +1221,12 @@ impl Runtime for LinuxHost {
             } else {
                 Vec::new()
             };
+            // Only an exit can be an OOM kill: its record says so.
+            let oom_killed = matches!(status, Status::Exited { .. })
+                && self
+                    .runtime
+                    .state(&id)
+                    .is_ok_and(|s| s.exit.is_some_and(|e| e.oom_killed));
             out.push(LiveContainer {
                 name: id.clone(),
                 id,
@@ -1228,6 +1234,7 @@ impl Runtime for LinuxHost {
                 labels: config.labels,
                 image,
                 detached,
+                oom_killed,
             });
         }
         Ok(out)

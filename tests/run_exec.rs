@@ -346,7 +346,7 @@ services:
         .is_ok()
     {
         let line = format!(
-            "{} --root {} -f {} run --rm web sh -c 'test -t 0 && test -t 1 && echo tty-yes; exit 4'",
+            "{} --root {} -f {} run --rm web sh -c 'test -t 0 && test -t 1 && echo tty-yes; tty; exit 4'",
             e2e::STACK,
             p.root.display(),
             p.file.display()
@@ -358,6 +358,8 @@ services:
             .unwrap();
         assert_eq!(o.status.code(), Some(4), "{:?}", text(&o));
         assert!(text(&o).0.contains("tty-yes"), "{:?}", text(&o));
+        // The container's own terminal, which `tty` can name.
+        assert!(text(&o).0.contains("/dev/pts/0"), "{:?}", text(&o));
     }
 
     // down removes the one-offs too.

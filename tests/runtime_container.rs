@@ -258,14 +258,18 @@ fn exec_sees_the_containers_files_and_pids_and_returns_its_code() {
         args: vec![
             "sh".into(),
             "-c".into(),
-            "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; exit 3".into(),
+            "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; tty; exit 3".into(),
         ],
         tty: true,
         ..ExecRequest::default()
     };
     let out = t.rt.exec(&id, &req).unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), "on-a-tty");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    // A terminal of the container's own devpts (`tty` names it).
+    assert_eq!(lines[0], "on-a-tty");
+    assert!(lines[1].starts_with("/dev/pts/"), "{lines:?}");
     t.rt.remove(&id, true).unwrap();
 }
 
@@ -581,13 +585,14 @@ fn tty_gives_the_command_a_terminal_and_logs_its_output() {
         &[
             "sh",
             "-c",
-            "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; echo TERM=$TERM",
+            "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; echo TERM=$TERM; tty",
         ],
         |s, _| s.tty = true,
     );
     assert_eq!(exit.code, 0, "{out:?}");
     let out: Vec<&str> = out.iter().map(|l| l.trim_end_matches('\r')).collect();
-    assert_eq!(out, ["is-a-tty", "TERM=xterm"]);
+    // The container's own devpts: `tty` names it (not "not a tty").
+    assert_eq!(out, ["is-a-tty", "TERM=xterm", "/dev/pts/0"]);
 }
 
 #[test]

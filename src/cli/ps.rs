@@ -7,6 +7,12 @@
 //! Stopped containers and the one-off containers of `stack run` show only
 //! with `-a` (or when `--status` asks for them). `--format json` prints one
 //! array of objects with compose's field names.
+//!
+//! What the project's watcher does shows too: it keeps a restart record
+//! ([`crate::watch::restarts`]), so an exited container waiting out its
+//! backoff reads "Restarting (1) 2 seconds ago", one past the flap limit
+//! says its restarts stopped, and JSON has docker's `RestartCount`. An OOM
+//! kill comes from the runtime's exit record (`OOMKilled`).
 
 use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +25,7 @@ use super::containers::{self, Container};
 use crate::planner::backend::Status;
 use crate::planner::desired::labels;
 use crate::runtime::container::Status as RunStatus;
+use crate::watch::restarts::{ContainerRestarts, Restarts};
 
 /// Runs `stack ps`.
 pub fn run(global: &Global, args: &PsArgs) -> Result<(), Failure> {
@@ -35,13 +42,15 @@ pub fn run(global: &Global, args: &PsArgs) -> Result<(), Failure> {
         host.close().await;
         Ok::<_, Failure>(rows)
     })?;
+    let restarts = crate::watch::restarts::read(&global.root, &scope.project);
     let rows: Vec<_> = rows
         .into_iter()
         .filter(|(c, _)| {
+            let state = state_of(c, &restarts);
             if args.status.is_empty() {
-                args.all || c.status.is_running()
+                args.all || c.status.is_running() || state == PsStatus::Restarting
             } else {
-                args.status.contains(&state_of(c))
+                args.status.contains(&state)
             }
         })
         .collect();
@@ -65,7 +74,7 @@ pub fn run(global: &Global, args: &PsArgs) -> Result<(), Failure> {
     if args.format == ListFormat::Json {
         let items: Vec<Value> = rows
             .iter()
-            .map(|(c, ports)| json_row(c, ports, &scope.project, now))
+            .map(|(c, ports)| json_row(c, ports, &scope.project, &restarts, now))
             .collect();
         writeln!(out, "{}", Value::Array(items))?;
         return Ok(());
@@ -77,7 +86,7 @@ pub fn run(global: &Global, args: &PsArgs) -> Result<(), Failure> {
                 c.name.clone(),
                 image_of(c),
                 c.service.clone(),
-                status_text(c, now),
+                status_text(c, &restarts, now),
                 ports.iter().map(port_text).collect::<Vec<_>>().join(", "),
             ]
         })
@@ -127,9 +136,16 @@ pub fn image_of(c: &Container) -> String {
     c.labels.get(labels::IMAGE).cloned().unwrap_or_default()
 }
 
+/// The watcher's restart record of `c`.
+fn restarts_of<'a>(c: &Container, restarts: &'a Restarts) -> Option<&'a ContainerRestarts> {
+    restarts.containers.get(&c.name)
+}
+
 /// The container's state in compose's words (`--status`, JSON `State`).
-fn state_of(c: &Container) -> PsStatus {
+fn state_of(c: &Container, restarts: &Restarts) -> PsStatus {
+    let waiting = restarts_of(c, restarts).is_some_and(|r| r.waiting && !r.gave_up);
     match c.state.as_ref().map(|s| s.status) {
+        Some(RunStatus::Exited) if waiting => PsStatus::Restarting,
         Some(RunStatus::Paused) => PsStatus::Paused,
         Some(RunStatus::Dead) => PsStatus::Dead,
         Some(RunStatus::Created | RunStatus::Creating) => PsStatus::Created,
@@ -137,6 +153,7 @@ fn state_of(c: &Container) -> PsStatus {
         Some(RunStatus::Running) => PsStatus::Running,
         None => match c.status {
             Status::Created => PsStatus::Created,
+            Status::Exited { .. } if waiting => PsStatus::Restarting,
             Status::Exited { .. } => PsStatus::Exited,
             _ => PsStatus::Running,
         },
@@ -171,18 +188,42 @@ fn exit_code(c: &Container) -> i64 {
     }
 }
 
-/// "Up 3 minutes (healthy)", "Exited (1) 5 seconds ago", "Created".
-pub fn status_text(c: &Container, now: u64) -> String {
+/// Whether its last exit was an OOM kill.
+fn oom_killed(c: &Container) -> bool {
+    c.state
+        .as_ref()
+        .and_then(|s| s.exit)
+        .is_some_and(|e| e.oom_killed)
+}
+
+/// "Up 3 minutes (healthy)", "Exited (1) 5 seconds ago", "Created",
+/// "Restarting (1) 2 seconds ago", "Exited (1) 3 seconds ago (flapping:
+/// restarts stopped)".
+pub fn status_text(c: &Container, restarts: &Restarts, now: u64) -> String {
     let since = |t: Option<u64>| human_duration(now.saturating_sub(t.unwrap_or(now)) / 1000);
     let state = c.state.as_ref();
-    match state_of(c) {
+    match state_of(c, restarts) {
         PsStatus::Created => "Created".into(),
         PsStatus::Dead => "Dead".into(),
-        PsStatus::Exited => format!(
-            "Exited ({}) {} ago",
+        PsStatus::Restarting => format!(
+            "Restarting ({}) {} ago",
             exit_code(c),
             since(state.and_then(|s| s.finished_at))
         ),
+        PsStatus::Exited => {
+            let mut text = format!(
+                "Exited ({}) {} ago",
+                exit_code(c),
+                since(state.and_then(|s| s.finished_at))
+            );
+            if oom_killed(c) {
+                text.push_str(" (OOM killed)");
+            }
+            if restarts_of(c, restarts).is_some_and(|r| r.gave_up) {
+                text.push_str(" (flapping: restarts stopped)");
+            }
+            text
+        }
         s => {
             let mut text = format!("Up {}", since(state.and_then(|s| s.started_at)));
             if s == PsStatus::Paused {
@@ -233,8 +274,10 @@ fn json_row(
     c: &Container,
     ports: &[crate::network::PublishedPort],
     project: &str,
+    restarts: &Restarts,
     now: u64,
 ) -> Value {
+    let record = restarts_of(c, restarts);
     let state = c.state.as_ref();
     let created = state.map_or(0, |s| s.created_at);
     let publishers: Vec<Value> = ports
@@ -255,10 +298,13 @@ fn json_row(
         "Project": project,
         "Service": c.service,
         "Image": image_of(c),
-        "State": state_name(state_of(c)),
+        "State": state_name(state_of(c, restarts)),
         "Health": health_of(c),
         "ExitCode": exit_code(c),
-        "Status": status_text(c, now),
+        "OOMKilled": oom_killed(c),
+        "RestartCount": record.map_or(0, |r| r.count),
+        "Flapping": record.is_some_and(|r| r.gave_up),
+        "Status": status_text(c, restarts, now),
         "Publishers": publishers,
         "Ports": ports.iter().map(port_text).collect::<Vec<_>>().join(", "),
         "CreatedAt": rfc3339(created),
@@ -309,6 +355,32 @@ mod tests {
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_903_988_000), "2026-11-28T22:13:08Z");
+    }
+
+    #[test]
+    fn the_watchers_restarts_show_in_the_status() {
+        let c = Container {
+            name: "p-web-1".into(),
+            service: "web".into(),
+            replica: 1,
+            one_off: false,
+            status: Status::Exited { code: 1 },
+            state: None,
+            labels: Default::default(),
+        };
+        let mut r = Restarts::default();
+        assert!(status_text(&c, &r, 0).starts_with("Exited (1) "));
+        let entry = r.containers.entry(c.name.clone()).or_default();
+        entry.count = 3;
+        entry.waiting = true;
+        assert!(status_text(&c, &r, 0).starts_with("Restarting (1) "));
+        assert_eq!(state_name(state_of(&c, &r)), "restarting");
+        let entry = r.containers.entry(c.name.clone()).or_default();
+        entry.waiting = false;
+        entry.gave_up = true;
+        let text = status_text(&c, &r, 0);
+        assert!(text.ends_with("(flapping: restarts stopped)"), "{text}");
+        assert_eq!(json_row(&c, &[], "p", &r, 0)["RestartCount"], 3);
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //! is lost; its exit code is `run`'s. With a terminal (`-t`, the default
 //! when our stdin is one) the user's terminal drives the container's.
 //! `--rm` removes the container once it exited; `-d` prints its name and
-//! leaves it running.
+//! leaves it running. With both, nobody waits on it, so it is labelled
+//! `stack.auto-remove` and the plan removes it once it exited: the
+//! project's watcher does at its next round (woken by the exit), and
+//! without a watcher, the next `up` does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -74,11 +77,6 @@ fn run(global: &Global, args: &RunArgs) -> Result<u8, Failure> {
         )
         .into());
     };
-    if args.rm && args.detach {
-        eprintln!(
-            "warning: --rm has no effect with -d: the container is kept when it exits; `stack rm` removes it"
-        );
-    }
     let tty = !args.detach && super::exec::want_tty(&args.stdin);
     let interactive = !args.detach && args.stdin.interactive;
 
@@ -169,6 +167,10 @@ fn run(global: &Global, args: &RunArgs) -> Result<u8, Failure> {
         spec.name = name.clone();
         spec.definition = Arc::new(definition);
         spec.labels.insert(labels::ONE_OFF.into(), "true".into());
+        if args.rm && args.detach {
+            spec.labels
+                .insert(labels::AUTO_REMOVE.into(), "true".into());
+        }
         let id = host
             .create_container(&spec)
             .await
@@ -198,6 +200,12 @@ fn run(global: &Global, args: &RunArgs) -> Result<u8, Failure> {
     }
 
     let runtime = host.runtime().clone();
+    if args.rm && args.detach && !containers::watcher_runs(&global.root, &scope.project) {
+        eprintln!(
+            "note: no watcher runs for project `{}` (`stack up -d` starts one): {name} is removed by the next `stack up` after it exits",
+            scope.project
+        );
+    }
     let result = if args.detach {
         // Its published ports outlive us only in the watcher's proxies.
         let publishes = !rt.block_on(host.networks().ports(&name)).is_empty();

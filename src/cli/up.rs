@@ -155,6 +155,15 @@ pub(super) fn up_with(
     }
     let detach = args.detach || args.wait;
     let store = Store::new(&global.root);
+    let rt = tokio()?;
+    // Names keep resolving while the watcher is replaced: this process
+    // serves the project's DNS from the recorded names meanwhile (beside
+    // the old watcher, then the new one: the sockets are shared).
+    let keeper = if detach && watcher_runs(&global.root, &stack.name) {
+        rt.block_on(dns_keeper(&global.root, &stack.name))
+    } else {
+        None
+    };
     stop_watcher(&global.root, &stack.name)?;
     // The revision running now: brought back if this update fails.
     let previous = if restore {
@@ -166,7 +175,6 @@ pub(super) fn up_with(
     } else {
         None
     };
-    let rt = tokio()?;
     let progress = progress::pick(Settings {
         quiet_pull: args.quiet_pull,
     });
@@ -228,11 +236,25 @@ pub(super) fn up_with(
         .ok()
         .flatten()
         .is_some_and(|r| !r.containers.is_empty());
+    if let Some(k) = &keeper {
+        // The names of the containers this `up` made, too.
+        rt.block_on(k.resync_dns());
+    }
     if detach || result.is_err() {
-        if (detach || previous.is_some()) && has_containers && !args.no_start {
-            spawn_watcher(&watcher_global, &watcher_args, &stack.name)?;
+        let spawned = if (detach || previous.is_some()) && has_containers && !args.no_start {
+            spawn_watcher(&watcher_global, &watcher_args, &stack.name)
+        } else {
+            Ok(())
+        };
+        // The new watcher serves (or there is none to wait for): hand over.
+        if let Some(k) = keeper {
+            rt.block_on(k.close());
         }
+        spawned?;
         return result.map(|()| 0);
+    }
+    if let Some(k) = keeper {
+        rt.block_on(k.close());
     }
     if args.no_start {
         return Ok(0);
@@ -524,6 +546,11 @@ async fn watch_loop(
     if let Err(e) = host.republish().await {
         eprintln!("watcher: cannot publish the ports again: {e}");
     }
+    // `up` waits for this to stop its own DNS (see `spawn_watcher`).
+    let _ = std::fs::write(
+        serving_file(&global.root, &stack.name),
+        std::process::id().to_string(),
+    );
     let store = Store::new(&global.root);
     let opts = UpOptions {
         remove_orphans: false,
@@ -576,11 +603,24 @@ async fn watch_loop(
             .map(|p| p.stack)
             .map_err(|d| d.to_string())
     };
+    // DNS drift first, so /etc/hosts files (upkeep) follow the repair.
+    let after = || {
+        let (host, log, notify) = (&host, &log, notify.clone());
+        async move {
+            for (who, what) in host.networks().resync_dns().await {
+                let mut e = Event::now(&stack.name, "drift-repair").detail(what);
+                e.container = Some(who);
+                eprintln!("watcher: {}", e.human());
+                let _ = log.append(&e);
+            }
+            host.upkeep(notify).await;
+        }
+    };
     w.run(
         stack.clone(),
         &STOP,
         |line| eprintln!("watcher: {line}"),
-        || host.upkeep(notify.clone()),
+        after,
         reload,
     )
     .await;
@@ -618,6 +658,7 @@ pub fn watcher(global: &Global, args: &UpArgs) -> ExitCode {
         catch_signals()?;
         let result = tokio()?.block_on(watch_loop(global, args, &project.stack, &project.env));
         // Gone before the lock is released: whoever waits for us finds no file.
+        let _ = std::fs::remove_file(serving_file(&global.root, &project.stack.name));
         let _ = std::fs::remove_file(&path);
         // A failed watcher keeps its log: it is where `up -d` and the user
         // read why it stopped.
@@ -633,6 +674,29 @@ pub fn watcher(global: &Global, args: &UpArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => ExitCode::from(super::report(f)),
     }
+}
+
+/// Whether the project's watcher runs.
+fn watcher_runs(root: &Path, project: &str) -> bool {
+    lock_held(&watch_dir(root).join(format!("{project}.lock")))
+}
+
+/// The project's DNS, served from its network record by this process
+/// while `up` replaces the watcher (`None` when it cannot: then names
+/// resolve through /etc/hosts meanwhile, as before).
+async fn dns_keeper(root: &Path, project: &str) -> Option<crate::network::Networks> {
+    let options = crate::network::Options {
+        serve_dns: true,
+        ..crate::network::Options::default()
+    };
+    crate::network::Networks::open(project, root, options)
+        .await
+        .ok()
+}
+
+/// Where a watcher says it serves (its pid, once its DNS and proxies are up).
+fn serving_file(root: &Path, project: &str) -> PathBuf {
+    watch_dir(root).join(format!("{project}.serving"))
 }
 
 /// Starts the project's watcher: this executable, detached, same flags.
@@ -676,10 +740,15 @@ fn spawn_watcher(global: &Global, args: &UpArgs, project: &str) -> anyhow::Resul
         .stderr(log)
         .spawn()
         .context("cannot start the project's watcher")?;
-    // Wait until it holds its lock, so that `down` right after finds it.
+    // Wait until it holds its lock, so that `down` right after finds it,
+    // and serves (DNS, ports), so that whoever served meanwhile may stop.
     let lock = dir.join(format!("{project}.lock"));
+    let serving = serving_file(&global.root, project);
+    let pid = child.id().to_string();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && !lock_held(&lock) {
+    while Instant::now() < deadline
+        && !(lock_held(&lock) && std::fs::read_to_string(&serving).is_ok_and(|t| t.trim() == pid))
+    {
         if let Ok(Some(status)) = child.try_wait() {
             let log =
                 std::fs::read_to_string(dir.join(format!("{project}.log"))).unwrap_or_default();

@@ -21,6 +21,12 @@
 //! any, else the host's from `/etc/resolv.conf` (read when the server
 //! starts), and the answer is relayed. Our answers carry a short TTL, since
 //! the records change as containers come and go.
+//!
+//! The sockets are bound with `SO_REUSEPORT`, so a second server of the
+//! same network (the next watcher, or `up` bridging the replacement of the
+//! watcher) binds while the first still serves, and the kernel hands each
+//! query to one of them: replacing the server never leaves a moment when
+//! nothing answers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -179,6 +185,15 @@ impl Registry {
             .or_default()
             .endpoints
             .insert(container.to_string(), DnsEndpoint { ip, names });
+    }
+
+    /// Whether `container` is served on `network` at `ip`.
+    pub fn has_endpoint(&self, network: &str, container: &str, ip: Ipv4Addr) -> bool {
+        self.read()
+            .networks
+            .get(network)
+            .and_then(|n| n.endpoints.get(container))
+            .is_some_and(|e| e.ip == ip)
     }
 
     /// Removes `container`'s endpoint on `network`.
@@ -365,9 +380,14 @@ impl DnsServer {
             addr,
             source,
         };
-        let udp = tokio::net::UdpSocket::bind(addr).await.map_err(bind_err)?;
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
+        let udp = shared_socket(addr, nix::sys::socket::SockType::Datagram)
+            .and_then(|fd| tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd)))
+            .map_err(bind_err)?;
+        let tcp = shared_socket(addr, nix::sys::socket::SockType::Stream)
+            .and_then(|fd| {
+                nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(1024)?)?;
+                tokio::net::TcpListener::from_std(std::net::TcpListener::from(fd))
+            })
             .map_err(bind_err)?;
         let mut server = hickory_server::Server::new(Handler {
             network: network.to_string(),
@@ -400,6 +420,34 @@ impl Drop for DnsServer {
             s.shutdown_token().cancel();
         }
     }
+}
+
+/// A non-blocking socket bound to `addr` that other processes may bind
+/// too (`SO_REUSEPORT`; see the module doc).
+fn shared_socket(
+    addr: SocketAddr,
+    kind: nix::sys::socket::SockType,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockaddrIn, bind, setsockopt, socket, sockopt,
+    };
+    use std::os::fd::AsRawFd as _;
+    let SocketAddr::V4(v4) = addr else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "DNS is served on IPv4 gateways only",
+        ));
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        kind,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrIn::from(v4))?;
+    Ok(fd)
 }
 
 /// The host's resolvers, from `/etc/resolv.conf`.

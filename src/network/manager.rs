@@ -373,6 +373,66 @@ impl Networks {
             .unwrap_or_else(super::dns::host_upstreams)
     }
 
+    /// The watcher's check, each round, that its DNS serves what the
+    /// project's network record holds, repairing what it does not: the
+    /// endpoints another stack process attached meanwhile (`stack run -d`
+    /// does so while the watcher runs) or detached, and a network's DNS
+    /// server that is not running. One read of the record, and nothing
+    /// more when it matches. Returns the repairs as `(container or
+    /// network, what was done)`.
+    pub async fn resync_dns(&self) -> Vec<(String, String)> {
+        let mut repairs = Vec::new();
+        if !self.options.serve_dns {
+            return repairs;
+        }
+        let Ok(disk) = record::load(&self.root, &self.project) else {
+            return repairs;
+        };
+        let mut st = self.state.lock().await;
+        if disk.endpoints != st.record.endpoints {
+            for (key, e) in &st.record.endpoints {
+                if !disk.endpoints.contains_key(key) {
+                    self.registry.remove_endpoint(&e.network, &e.container);
+                }
+            }
+            st.record.endpoints = disk.endpoints;
+        }
+        for e in st.record.endpoints.values() {
+            if !self.registry.has_endpoint(&e.network, &e.container, e.ip) {
+                self.registry
+                    .add_endpoint(&e.network, &e.container, e.ip, &e.names);
+                repairs.push((
+                    e.container.clone(),
+                    format!(
+                        "its DNS records on network `{}` ({} at {}) were missing from the project's DNS server; served again",
+                        e.network,
+                        e.names.join(", "),
+                        e.ip
+                    ),
+                ));
+            }
+        }
+        let nets: Vec<(String, NetworkRecord)> = st
+            .record
+            .networks
+            .iter()
+            .filter(|(k, n)| !n.external && !st.dns.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (key, n) in nets {
+            let what = match self.ensure_dns(&mut st, &key, &n).await {
+                Ok(()) => {
+                    format!("the DNS server of network `{key}` was not running; started again")
+                }
+                Err(e) => format!(
+                    "the DNS server of network `{key}` is not running and cannot start: {e}"
+                ),
+            };
+            repairs.push((n.name.clone(), what));
+        }
+        repairs
+    }
+
     async fn ensure_dns(
         &self,
         st: &mut State,

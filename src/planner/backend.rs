@@ -101,6 +101,8 @@ pub struct LiveContainer {
     /// Networks (host names) it should be on but whose link is broken: its
     /// veth was deleted, or its bridge removed (drift to repair).
     pub detached: Vec<String>,
+    /// It exited because the kernel's OOM killer killed its process.
+    pub oom_killed: bool,
 }
 
 /// A network or volume that exists on the host.

@@ -33,6 +33,9 @@ pub mod labels {
     pub const DEPENDS_ON: &str = "stack.depends-on";
     /// `true` on containers of `stack run`: never a replica of the service.
     pub const ONE_OFF: &str = "stack.one-off";
+    /// `true` on containers of `stack run --rm -d`: removed once exited
+    /// (by the watcher, or the next `up`).
+    pub const AUTO_REMOVE: &str = "stack.auto-remove";
     pub const NETWORK: &str = "stack.network";
     pub const VOLUME: &str = "stack.volume";
 }

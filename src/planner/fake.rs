@@ -371,6 +371,7 @@ impl Runtime for FakeHost {
                 labels: c.labels.clone(),
                 image: c.image.clone(),
                 detached: c.detached.iter().cloned().collect(),
+                oom_killed: false,
             })
             .collect())
     }

@@ -99,6 +99,8 @@ pub struct ObservedContainer {
     pub recorded: bool,
     /// Networks (host names) whose link to it is broken: drift to repair.
     pub detached: Vec<String>,
+    /// Its last exit was an OOM kill.
+    pub oom_killed: bool,
 }
 
 impl ObservedContainer {
@@ -263,6 +265,7 @@ pub async fn observe<H: Host>(
                 status: c.status,
                 recorded: known.is_some(),
                 detached: c.detached.clone(),
+                oom_killed: c.oom_killed,
             },
         );
     }

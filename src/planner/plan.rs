@@ -514,6 +514,22 @@ impl<'a> Planner<'a> {
         let mut orphans = Vec::new();
         for c in observed.containers.values() {
             let service = c.service();
+            // `stack run --rm -d`: nobody waits on it, so its end is ours to clean.
+            if c.record.one_off
+                && matches!(c.status, Status::Exited { .. })
+                && c.record
+                    .labels
+                    .get(labels::AUTO_REMOVE)
+                    .is_some_and(|v| v == "true")
+            {
+                orphan_ops.push(self.push(
+                    Action::Remove,
+                    container_target(&c.record),
+                    "a one-off container of `stack run --rm -d` exited".to_string(),
+                    [],
+                ));
+                continue;
+            }
             if stack.services.contains_key(service) && !c.record.one_off {
                 continue;
             }

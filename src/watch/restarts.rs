@@ -28,6 +28,10 @@ pub struct ContainerRestarts {
     /// (the flap limit); `stack up -d` tries again.
     #[serde(default)]
     pub gave_up: bool,
+    /// It exited and waits for its backoff to end before the watcher
+    /// starts it again (`stack ps` says "Restarting").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting: bool,
 }
 
 /// Every container's restarts, by container name.
@@ -84,6 +88,7 @@ mod tests {
                 last_restart: Some(42),
                 reason: "exited with code 1".into(),
                 gave_up: true,
+                waiting: false,
             },
         );
         write(dir.path(), "p", &r).unwrap();

@@ -114,6 +114,7 @@ impl Supervisor {
         self.next = None;
         let first = std::mem::take(&mut self.first);
         let mut seen = BTreeMap::new();
+        let mut waiting = BTreeSet::new();
         for c in observed.containers.values().filter(|c| !c.record.one_off) {
             let name = c.name();
             let service = c.service();
@@ -127,6 +128,12 @@ impl Supervisor {
             }
             if let Status::Exited { code } = c.status {
                 if before.is_none_or(|b| b.is_running()) && !first {
+                    // docker's order: the OOM kill, then the death.
+                    if c.oom_killed {
+                        events.push(self.event("oom", service, name).detail(
+                            "the kernel's OOM killer killed its process: it used more memory than its limit (mem_limit) allows",
+                        ));
+                    }
                     events.push(
                         self.event("die", service, name)
                             .exit_code(code)
@@ -206,6 +213,9 @@ impl Supervisor {
                 }
                 Decision::Wait(at) => {
                     sup.hold.insert(name.to_string());
+                    if matches!(c.status, Status::Exited { .. }) {
+                        waiting.insert(name.to_string());
+                    }
                     self.next = Some(self.next.map_or(at, |n| n.min(at)));
                 }
                 Decision::GiveUp => {
@@ -226,6 +236,19 @@ impl Supervisor {
             }
         }
         self.seen = seen;
+        // Which exited containers wait out their backoff, for `stack ps`.
+        for name in observed.containers.keys() {
+            let now_waiting = waiting.contains(name);
+            let entry = self.restarts.containers.get(name);
+            if entry.is_some_and(|r| r.waiting) != now_waiting {
+                self.restarts
+                    .containers
+                    .entry(name.clone())
+                    .or_default()
+                    .waiting = now_waiting;
+                self.changed = true;
+            }
+        }
         self.deleted = observed.stale.containers.iter().cloned().collect();
         self.removed_networks = observed.stale.networks.iter().cloned().collect();
         // Containers gone for good leave the record.
@@ -269,6 +292,7 @@ impl Supervisor {
                         last_restart: Some(wall),
                         reason: op.reason.clone(),
                         gave_up: false,
+                        waiting: false,
                     };
                     self.changed = true;
                 }
@@ -371,6 +395,7 @@ mod tests {
                 status,
                 recorded: true,
                 detached: Vec::new(),
+                oom_killed: false,
             },
         );
         o
@@ -434,6 +459,8 @@ mod tests {
                 sup.observe(&s, &observed(Status::Running), t);
             } else if let Some(at) = sup.next_wake() {
                 assert!(at > t, "waits for a time to come");
+                // `stack ps` reads "Restarting" meanwhile.
+                assert!(sup.restarts.containers["p-web-1"].waiting);
                 t = at;
             } else {
                 break;
@@ -443,6 +470,27 @@ mod tests {
         assert_eq!(flap_events, 1);
         assert_eq!(restarts, policy.flap_limit);
         assert!(sup.restarts.containers["p-web-1"].gave_up);
+    }
+
+    #[test]
+    fn an_oom_kill_is_an_event_before_the_death() {
+        let s = stack("no");
+        let mut sup = Supervisor::new("p", Policy::default());
+        sup.observe(&s, &observed(Status::Running), ms(0));
+        let mut o = observed(Status::Exited { code: 137 });
+        if let Some(c) = o.containers.get_mut("p-web-1") {
+            c.oom_killed = true;
+        }
+        let (_, events) = sup.observe(&s, &o, ms(10));
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions[..2], ["oom", "die"]);
+        // Not waiting: its policy leaves it stopped.
+        assert!(
+            sup.restarts
+                .containers
+                .get("p-web-1")
+                .is_none_or(|r| !r.waiting)
+        );
     }
 
     #[test]

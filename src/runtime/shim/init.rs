@@ -82,16 +82,6 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
             ));
         }
     }
-    if init.terminal {
-        // SAFETY: TIOCSCTTY on our standard input, a terminal slave, in the
-        // new session created above.
-        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
-            return Err(format!(
-                "cannot attach the terminal: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
     if let Some(net) = init.join_net {
         nix::sched::setns(net, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("cannot join the network namespace: {e}"))?;
@@ -99,6 +89,11 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
     // SAFETY: umask only changes this process's mask.
     unsafe { libc::umask(0) };
     rootfs::setup(config, init.dir, init.drop_mknod)?;
+    let master = if init.terminal {
+        Some(open_terminal()?)
+    } else {
+        None
+    };
     rootfs::set_names(spec.hostname().as_deref(), spec.domainname().as_deref())?;
     process::apply_limits(proc_)?;
     let identity = process::resolve_identity(proc_, config.user.as_deref(), &config.group_add)?;
@@ -127,7 +122,7 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
     mount_cgroups(&init.cgroup_mounts)?;
-    nix::unistd::write(&init.sync, b"ready").map_err(|e| format!("the shim went away: {e}"))?;
+    send_ready(&init.sync, master)?;
     if recv(&init.sync) != "go" {
         return Err("the shim went away before start".into());
     }
@@ -147,6 +142,82 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
     }
     process::close_inherited_fds(&[init.sync.as_raw_fd()]);
     Err(process::exec(&args, &env))
+}
+
+/// A pseudo-terminal of the container's own devpts (mounted by
+/// [`rootfs::setup`] with `newinstance`; we are in the new root): its slave
+/// becomes our standard streams and controlling terminal, and the master
+/// is returned for the shim.
+fn open_terminal() -> Result<OwnedFd, String> {
+    use nix::fcntl::{OFlag, open};
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("cannot {what}: {e}");
+    let master = open(
+        "/dev/pts/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| fail("open the container's /dev/pts/ptmx", &e))?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which is valid.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } != 0 {
+        return Err(fail(
+            "unlock the terminal",
+            &std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: TIOCGPTPEER opens the master's slave and returns a new
+    // descriptor (or -1); it takes the open flags as its argument.
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY,
+        )
+    };
+    if slave < 0 {
+        return Err(fail(
+            "open the terminal's slave",
+            &std::io::Error::last_os_error(),
+        ));
+    }
+    for target in 0..3 {
+        // SAFETY: dup2 of a descriptor we own onto our standard streams.
+        if unsafe { libc::dup2(slave, target) } < 0 {
+            return Err(fail(
+                "set up the terminal",
+                &std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    // SAFETY: closing our own duplicate; 0, 1 and 2 keep the slave open.
+    unsafe { libc::close(slave) };
+    // SAFETY: TIOCSCTTY on our standard input, the terminal slave, in the
+    // session we lead (setsid above).
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+        return Err(fail(
+            "attach the terminal",
+            &std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(master)
+}
+
+/// Tells the shim the container is set up, handing over the terminal's
+/// master when there is one.
+fn send_ready(sync: &OwnedFd, master: Option<OwnedFd>) -> Result<(), String> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let iov = [std::io::IoSlice::new(b"ready")];
+    let fds = master.as_ref().map(|m| [m.as_raw_fd()]);
+    let cmsgs: Vec<ControlMessage<'_>> = fds
+        .as_ref()
+        .map(|f| ControlMessage::ScmRights(f))
+        .into_iter()
+        .collect();
+    sendmsg::<()>(sync.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None)
+        .map_err(|e| format!("the shim went away: {e}"))?;
+    // The shim has its copy; ours must not reach the command.
+    drop(master);
+    Ok(())
 }
 
 /// Mounts the container's cgroups on /sys/fs/cgroup (we are already in the

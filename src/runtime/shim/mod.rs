@@ -320,6 +320,38 @@ struct Shim {
     tty: Option<OwnedFd>,
 }
 
+/// One message from the container's first process, with the descriptor it
+/// may carry (the terminal's master with `ready`). An empty message: it
+/// went away.
+fn recv_with_fd(sync: &OwnedFd) -> (String, Option<OwnedFd>) {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::FromRawFd as _;
+    let mut buf = vec![0u8; 4096];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let Ok(msg) = recvmsg::<()>(
+        sync.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    ) else {
+        return (String::new(), None);
+    };
+    let mut fd = None;
+    for c in msg.cmsgs().into_iter().flatten() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for raw in fds {
+                // SAFETY: SCM_RIGHTS installed `raw` in our table just now;
+                // nothing else owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                fd.get_or_insert(owned);
+            }
+        }
+    }
+    let n = msg.bytes;
+    (String::from_utf8_lossy(&buf[..n]).into_owned(), fd)
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("cannot create a pipe: {e}"))
@@ -394,30 +426,28 @@ impl Shim {
 
         // Output: two pipes, or with `tty: true` one pseudo-terminal whose
         // slave side is all three standard streams (its master is read
-        // into the log as stdout, as Docker does).
+        // into the log as stdout, as Docker does). The terminal comes from
+        // the container's own devpts, so inside it is /dev/pts/0 (`tty`
+        // names it): the child opens it once its /dev is mounted and sends
+        // the master over with `ready`.
         let terminal = config
             .spec
             .process()
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
-        let (out_r, out_w, err_r, err_w): (OwnedFd, OwnedFd, Option<OwnedFd>, OwnedFd) = if terminal
-        {
-            let pty = nix::pty::openpty(None, None)
-                .map_err(|e| format!("cannot allocate a terminal: {e}"))?;
-            for fd in [&pty.master, &pty.slave] {
-                // SAFETY: setting FD_CLOEXEC on a descriptor we own.
-                unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-            }
-            let slave2 = pty
-                .slave
-                .try_clone()
-                .map_err(|e| format!("cannot duplicate the terminal: {e}"))?;
-            (pty.master, pty.slave, None, slave2)
+        type Pipes = (
+            Option<OwnedFd>,
+            Option<OwnedFd>,
+            Option<OwnedFd>,
+            Option<OwnedFd>,
+        );
+        let (out_r, out_w, err_r, err_w): Pipes = if terminal {
+            (None, None, None, None)
         } else {
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
-            (out_r, out_w, Some(err_r), err_w)
+            (Some(out_r), Some(out_w), Some(err_r), Some(err_w))
         };
         let (sync_parent, sync_child) = nix::sys::socket::socketpair(
             nix::sys::socket::AddressFamily::Unix,
@@ -471,14 +501,13 @@ impl Shim {
                 config: &config,
                 dir,
                 sync: sync_child,
-                stdin: match (&stdin_r, terminal) {
-                    (_, true) => out_w.as_fd(),
-                    (Some(r), false) => r.as_fd(),
-                    (None, false) => devnull.as_fd(),
+                stdin: match &stdin_r {
+                    Some(r) => r.as_fd(),
+                    None => devnull.as_fd(),
                 },
                 terminal,
-                stdout: out_w.as_fd(),
-                stderr: err_w.as_fd(),
+                stdout: out_w.as_ref().map_or(devnull.as_fd(), |f| f.as_fd()),
+                stderr: err_w.as_ref().map_or(devnull.as_fd(), |f| f.as_fd()),
                 join_net: join_net.as_ref().map(|f| f.as_fd()),
                 seccomp: &seccomp,
                 drop_mknod,
@@ -487,26 +516,6 @@ impl Shim {
         }
         let pid = Pid::from_raw(pid as i32);
         drop((sync_child, out_w, err_w, devnull, stdin_r));
-        let tty = if terminal {
-            Some(
-                out_r
-                    .try_clone()
-                    .map_err(|e| format!("cannot duplicate the terminal: {e}"))?,
-            )
-        } else {
-            None
-        };
-        let stdin = match (&tty, stdin_w) {
-            (Some(master), _) if config.stdin_open => master.try_clone().ok(),
-            (_, w) => w,
-        };
-        if let Some(fd) = &stdin {
-            // Never block the shim on a container that does not read.
-            let _ = nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-            );
-        }
 
         let fail = |msg: String| {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
@@ -521,9 +530,7 @@ impl Shim {
         // failed write means the child already gave up: its message (or
         // EOF) is read below.
         let _ = nix::unistd::write(&sync_parent, b"cgroup");
-        let mut buf = vec![0u8; 4096];
-        let n = nix::unistd::read(&sync_parent, &mut buf).unwrap_or(0);
-        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let (msg, master) = recv_with_fd(&sync_parent);
         if msg != "ready" {
             let why = msg.strip_prefix("error ").unwrap_or(if msg.is_empty() {
                 "the container process exited during setup"
@@ -531,6 +538,35 @@ impl Shim {
                 &msg
             });
             return Err(fail(why.to_string()));
+        }
+        let out_r = match (out_r, master) {
+            (Some(pipe), _) => pipe,
+            (None, Some(master)) => master,
+            (None, None) => {
+                return Err(fail(
+                    "the container's terminal did not reach the shim".to_string(),
+                ));
+            }
+        };
+        let tty = if terminal {
+            Some(
+                out_r
+                    .try_clone()
+                    .map_err(|e| fail(format!("cannot duplicate the terminal: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let stdin = match (&tty, stdin_w) {
+            (Some(master), _) if config.stdin_open => master.try_clone().ok(),
+            (_, w) => w,
+        };
+        if let Some(fd) = &stdin {
+            // Never block the shim on a container that does not read.
+            let _ = nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
         }
 
         let sock_path = dir.join("shim.sock");

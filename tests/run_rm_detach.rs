@@ -1,0 +1,89 @@
+//! `stack run --rm -d` (root, real): the one-off runs detached and is
+//! removed once it exits, by the project's watcher, or by the next `up`
+//! when no watcher runs.
+
+use std::time::Duration;
+
+#[path = "support/e2e.rs"]
+mod e2e;
+
+use e2e::{Project, eventually};
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// Whether the runtime still has a container called `name`.
+fn exists(p: &Project, name: &str) -> bool {
+    p.root.join("containers").join(name).exists()
+}
+
+const STACK: &str = r#"name: {project}
+services:
+  app:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+  tool:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    command: ["sh", "-c", "while [ ! -e /go ]; do sleep 0.05; done"]
+"#;
+
+#[test]
+fn the_watcher_removes_a_detached_rm_one_off_once_it_exits() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new("rmd", STACK);
+    p.ok(&["up", "-d"]);
+    let name = p.ok(&["run", "--rm", "-d", "tool"]).trim().to_string();
+    assert!(name.contains("-tool-run-"), "{name}");
+    // It runs, and stays while it runs.
+    eventually("the one-off to run", LONG, || p.pid(&name));
+    assert!(p.ok(&["ps", "-a"]).contains(&name));
+    e2e::ok(p.exec(&name, &["touch", "/go"]), "touch /go");
+    eventually("the one-off to be removed", LONG, || {
+        (!exists(&p, &name)).then_some(())
+    });
+    assert!(!p.ok(&["ps", "-a"]).contains(&name));
+    let events = p.ok(&["events", "--json", "--no-follow"]);
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains(&name) && l.contains("\"remove\"")),
+        "{events}"
+    );
+    // A one-off without --rm is kept.
+    let kept = p.ok(&["run", "-d", "tool"]).trim().to_string();
+    eventually("the kept one-off to run", LONG, || p.pid(&kept));
+    e2e::ok(p.exec(&kept, &["touch", "/go"]), "touch /go");
+    eventually("the kept one-off to exit", LONG, || {
+        p.ok(&["ps", "-a"])
+            .lines()
+            .any(|l| l.contains(&kept) && l.contains("Exited (0)"))
+            .then_some(())
+    });
+    assert!(exists(&p, &kept));
+}
+
+#[test]
+fn without_a_watcher_the_next_up_removes_it() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new("rmdnw", STACK);
+    let o = p.run(&["run", "--rm", "-d", "--no-deps", "tool", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let name = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("removed by the next `stack up`"), "{err}");
+    eventually("the one-off to exit", LONG, || {
+        p.ok(&["ps", "-a"])
+            .lines()
+            .any(|l| l.contains(&name) && l.contains("Exited (0)"))
+            .then_some(())
+    });
+    p.ok(&["up", "-d"]);
+    eventually("the one-off to be removed", LONG, || {
+        (!exists(&p, &name)).then_some(())
+    });
+}

@@ -615,11 +615,13 @@ impl LinuxHost {
             hostname: service
                 .hostname
                 .clone()
-                .unwrap_or_else(|| id.chars().take(12).collect()),
+                .unwrap_or_else(|| default_hostname(&id)),
             domainname: service.domainname.clone(),
             extra_hosts: service.extra_hosts.clone(),
             ..HostRecord::default()
         };
+        // The runtime's own default is shorter; replicas need distinct names.
+        service.hostname = Some(rec.hostname.clone());
         let dns = network::dns_settings(&service)?;
         rec.dns = dns.dns;
         rec.dns_search = dns.dns_search;
@@ -869,6 +871,13 @@ fn read_host_record(runtime: &container::Runtime, id: &str) -> Result<HostRecord
     let path = runtime.dir(id).join("host.json");
     let text = std::fs::read(&path).map_err(io("read", &path))?;
     serde_json::from_slice(&text).map_err(|e| HostError::Task(e.to_string()))
+}
+
+/// A container's hostname when the service gives none: its name, which
+/// (unlike docker's 12 characters of a random id) is unique per replica,
+/// cut to the 63 bytes a host name may have.
+fn default_hostname(id: &str) -> String {
+    id.chars().take(63).collect()
 }
 
 /// A file object whose relative `file:` resolves against the project.

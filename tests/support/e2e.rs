@@ -70,6 +70,9 @@ pub struct Project {
     pub root: PathBuf,
     pub file: PathBuf,
     dir: tempfile::TempDir,
+    /// Where `compose.yaml` is: the temporary directory itself, or a
+    /// subdirectory named after the project ([`Project::from_dir`]).
+    project_dir: PathBuf,
 }
 
 impl Project {
@@ -82,35 +85,79 @@ impl Project {
         let root = dir.path().join("root");
         let file = dir.path().join("compose.yaml");
         std::fs::write(&file, yaml.replace("{project}", &name)).unwrap();
+        let project_dir = dir.path().to_path_buf();
         let p = Project {
             name,
             root,
             file,
             dir,
+            project_dir,
         };
-        let rootfs = busybox_rootfs(p.dir.path());
+        p.import_busybox();
+        p
+    }
+
+    /// A project made from a directory of files (a conformance case):
+    /// every file of `source` copied into a directory named `<tag><pid>`
+    /// (so the project takes that name, as compose names a project after
+    /// its directory), each passed through `rewrite` (to give it free
+    /// ports). The test image is imported into its state root.
+    pub fn from_dir(tag: &str, source: &Path, rewrite: impl Fn(&str) -> String) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("{tag}{}", std::process::id());
+        let project_dir = dir.path().join(&name);
+        std::fs::create_dir_all(&project_dir).unwrap();
+        for entry in std::fs::read_dir(source).unwrap().flatten() {
+            if entry.path().is_file() {
+                let text = std::fs::read_to_string(entry.path()).unwrap();
+                std::fs::write(project_dir.join(entry.file_name()), rewrite(&text)).unwrap();
+            }
+        }
+        let p = Project {
+            root: dir.path().join("root"),
+            file: project_dir.join("compose.yaml"),
+            name,
+            dir,
+            project_dir,
+        };
+        p.import_busybox();
+        p
+    }
+
+    /// Imports a root filesystem into the project's state root as `tag`
+    /// with `CMD cmd` (JSON, e.g. `["sh"]`).
+    pub fn import(&self, rootfs: &Path, tag: &str, cmd: &str) {
         ok(
             Command::new(STACK)
                 .arg("--root")
-                .arg(&p.root)
+                .arg(&self.root)
                 .args(["image", "import"])
-                .arg(&rootfs)
-                .args([IMAGE, "-c", r#"CMD ["sh"]"#])
+                .arg(rootfs)
+                .args([tag, "-c", &format!("CMD {cmd}")])
                 .output()
                 .unwrap(),
             "image import",
         );
-        p
+    }
+
+    fn import_busybox(&self) {
+        let rootfs = busybox_rootfs(self.dir.path());
+        self.import(&rootfs, IMAGE, r#"["sh"]"#);
     }
 
     /// The project's directory (where `compose.yaml` is).
     pub fn dir(&self) -> &Path {
+        &self.project_dir
+    }
+
+    /// A scratch directory of the test, outside the project's directory.
+    pub fn scratch(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes a file next to `compose.yaml`.
     pub fn write(&self, name: &str, text: &str) {
-        let path = self.dir.path().join(name);
+        let path = self.project_dir.join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).unwrap();
         }

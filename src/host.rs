@@ -170,6 +170,14 @@ struct HostRecord {
     files_dir: Option<PathBuf>,
     /// Anonymous volumes (removed with it).
     anonymous: Vec<String>,
+    /// The container whose network namespace it joined
+    /// (`network_mode: service:x` / `container:x`): its /etc/hosts and
+    /// /etc/resolv.conf are that container's.
+    #[serde(default)]
+    network_of: Option<String>,
+    /// `network_mode: host`: the host's /etc/hosts and /etc/resolv.conf.
+    #[serde(default)]
+    host_network: bool,
 }
 
 /// `health.json`: the last probe.
@@ -359,6 +367,7 @@ impl LinuxHost {
                 continue;
             };
             if rec.endpoints.is_empty() {
+                let _ = self.share_name_files(&id, &rec);
                 continue;
             }
             let text = self
@@ -564,7 +573,7 @@ impl LinuxHost {
             self.networks.attach(&req).await?;
         }
         if rec.endpoints.is_empty() {
-            return Ok(());
+            return self.share_name_files(id, rec);
         }
         if !rec.ports.is_empty() {
             let ports: Vec<Port> = rec.ports.iter().map(PortSpec::port).collect();
@@ -588,6 +597,30 @@ impl LinuxHost {
         let resolv = self.networks.resolv_conf(id, &settings).await;
         for (name, text) in [("hosts", hosts), ("resolv.conf", resolv)] {
             let path = dir.join(name);
+            // In place: the file is already bind-mounted into the container.
+            std::fs::write(&path, text).map_err(io("write", &path))?;
+        }
+        Ok(())
+    }
+
+    /// A container without networks of its own takes the name files of the
+    /// namespace it lives in: the joined container's, or the host's (as
+    /// docker does); `network_mode: none` keeps loopback only.
+    fn share_name_files(&self, id: &str, rec: &HostRecord) -> Result<(), HostError> {
+        let from = match (&rec.network_of, rec.host_network) {
+            (Some(other), _) => self.runtime.dir(other),
+            (None, true) => PathBuf::from("/etc"),
+            (None, false) => return Ok(()),
+        };
+        let dir = self.runtime.dir(id);
+        for name in ["hosts", "resolv.conf"] {
+            let Ok(text) = std::fs::read(from.join(name)) else {
+                continue;
+            };
+            let path = dir.join(name);
+            if std::fs::read(&path).is_ok_and(|old| old == text) {
+                continue;
+            }
             // In place: the file is already bind-mounted into the container.
             std::fs::write(&path, text).map_err(io("write", &path))?;
         }
@@ -632,13 +665,22 @@ impl LinuxHost {
         let mode = NetMode::parse(service.network_mode.as_deref())?;
         let network = match &mode {
             NetMode::Bridge => NetworkMode::New,
-            NetMode::Host => NetworkMode::Host,
+            NetMode::Host => {
+                rec.host_network = true;
+                NetworkMode::Host
+            }
             NetMode::None => NetworkMode::None,
             NetMode::Service(s) => {
                 let other = crate::planner::desired::container_name(&self.project, s, 1);
-                NetworkMode::Join(self.netns_of(&other)?)
+                let netns = self.netns_of(&other)?;
+                rec.network_of = Some(other);
+                NetworkMode::Join(netns)
             }
-            NetMode::Container(c) => NetworkMode::Join(self.netns_of(c)?),
+            NetMode::Container(c) => {
+                let netns = self.netns_of(c)?;
+                rec.network_of = Some(c.clone());
+                NetworkMode::Join(netns)
+            }
         };
         if mode == NetMode::Bridge {
             // Networks by host name → key; `eth0`, `eth1`, ... by priority.
@@ -716,7 +758,13 @@ impl LinuxHost {
     fn netns_of(&self, id: &str) -> Result<PathBuf, HostError> {
         let s = self.runtime.state(id)?;
         match s.pid {
-            Some(pid) if s.status == container::Status::Running => {
+            // A created container's process already lives in its namespace.
+            Some(pid)
+                if matches!(
+                    s.status,
+                    container::Status::Running | container::Status::Created
+                ) =>
+            {
                 Ok(PathBuf::from(format!("/proc/{pid}/ns/net")))
             }
             _ => Err(ContainerError::NotRunning(id.to_string()).into()),
@@ -736,8 +784,13 @@ impl LinuxHost {
             }
             _ => {}
         }
-        let config = self.runtime.config(id)?;
+        let mut config = self.runtime.config(id)?;
         let rec = self.host_record(id)?;
+        if let Some(other) = &rec.network_of {
+            // The joined container may have been made again since: its
+            // namespace now, never a pid that may belong to someone else.
+            join_netns(&mut config, self.netns_of(other)?);
+        }
         let runtime = self.runtime.clone();
         self.unwire(id).await?;
         let created = {
@@ -774,6 +827,29 @@ impl LinuxHost {
             self.volumes.remove(&name, &[])?;
         }
         Ok(())
+    }
+}
+
+/// Points the container's network namespace at `netns`.
+fn join_netns(config: &mut container::ContainerConfig, netns: PathBuf) {
+    use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType};
+    let Some(linux) = config.spec.linux_mut() else {
+        return;
+    };
+    let Some(namespaces) = linux.namespaces_mut() else {
+        return;
+    };
+    for ns in namespaces.iter_mut() {
+        if ns.typ() == LinuxNamespaceType::Network {
+            // Only a type and a path: building it cannot fail.
+            if let Ok(joined) = LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(netns.clone())
+                .build()
+            {
+                *ns = joined;
+            }
+        }
     }
 }
 

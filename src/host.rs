@@ -102,7 +102,6 @@ struct StackContext {
     configs: BTreeMap<String, FileObject>,
     env: Environment,
     external_networks: Vec<String>,
-    external_volumes: Vec<String>,
 }
 
 /// One endpoint to (re)attach.
@@ -178,6 +177,10 @@ struct HostRecord {
     /// `network_mode: host`: the host's /etc/hosts and /etc/resolv.conf.
     #[serde(default)]
     host_network: bool,
+    /// Its volumes and bind mounts, which `volumes_from` of another
+    /// container repeats.
+    #[serde(default)]
+    volume_mounts: Vec<BindMount>,
 }
 
 /// `health.json`: the last probe.
@@ -259,12 +262,6 @@ impl LinuxHost {
                     .values()
                     .filter(|n| n.external)
                     .map(|n| n.name.clone())
-                    .collect(),
-                external_volumes: s
-                    .volumes
-                    .values()
-                    .filter(|v| v.external)
-                    .map(|v| v.name.clone())
                     .collect(),
             },
             None => StackContext::default(),
@@ -503,6 +500,8 @@ impl LinuxHost {
                 }
             }
         }
+        rec.volume_mounts = binds.clone();
+        binds.extend(self.volumes_from(&spec.service, &service.volumes_from)?);
         // Secrets and configs: files under <root>/run/files/<container>/,
         // bind-mounted read-only.
         let refs = service
@@ -553,6 +552,67 @@ impl LinuxHost {
             });
         }
         Ok(binds)
+    }
+
+    /// The volumes and bind mounts `volumes_from` names: `service`,
+    /// `container:name`, each optionally `:ro` or `:rw` (else as the
+    /// source mounts them).
+    fn volumes_from(&self, service: &str, from: &[String]) -> Result<Vec<BindMount>, HostError> {
+        let mut binds = Vec::new();
+        for entry in from {
+            let (source, mode) = match entry.rsplit_once(':') {
+                Some((s, m)) if m == "ro" || m == "rw" => (s, Some(m == "ro")),
+                _ => (entry.as_str(), None),
+            };
+            let id = match source.strip_prefix("container:") {
+                Some(name) => name.to_string(),
+                None => self.container_of(source)?,
+            };
+            let rec = self.host_record(&id).map_err(|_| HostError::Service {
+                service: service.to_string(),
+                why: format!(
+                    "volumes_from `{entry}`: container `{id}` does not exist; create it first (list containers with `stack ps -a`)"
+                ),
+            })?;
+            for mut m in rec.volume_mounts {
+                if let Some(read_only) = mode {
+                    m.read_only = read_only;
+                }
+                binds.push(m);
+            }
+        }
+        Ok(binds)
+    }
+
+    /// The container of this project's `service` (its first replica):
+    /// found by its labels, as `container_name:` may have renamed it.
+    fn container_of(&self, service: &str) -> Result<String, HostError> {
+        let mut found: Vec<(u32, String)> = Vec::new();
+        for id in self.runtime.list()? {
+            let Ok(config) = self.runtime.config(&id) else {
+                continue;
+            };
+            let label = |k: &str| config.labels.get(k).map(String::as_str);
+            if label(labels::PROJECT) == Some(self.project.as_str())
+                && label(labels::SERVICE) == Some(service)
+            {
+                let replica = label(labels::REPLICA)
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(u32::MAX);
+                found.push((replica, id));
+            }
+        }
+        found.sort();
+        found
+            .into_iter()
+            .next()
+            .map(|(_, id)| id)
+            .ok_or_else(|| HostError::Service {
+                service: service.to_string(),
+                why: format!(
+                    "service `{service}` has no container yet; it must be created before the services that use its network or volumes"
+                ),
+            })
     }
 
     /// Attaches `id` (whose process is `pid`) to its networks, publishes its
@@ -671,7 +731,7 @@ impl LinuxHost {
             }
             NetMode::None => NetworkMode::None,
             NetMode::Service(s) => {
-                let other = crate::planner::desired::container_name(&self.project, s, 1);
+                let other = self.container_of(s)?;
                 let netns = self.netns_of(&other)?;
                 rec.network_of = Some(other);
                 NetworkMode::Join(netns)
@@ -1158,12 +1218,8 @@ impl Networks for LinuxHost {
 
 impl Volumes for LinuxHost {
     async fn inspect_volume(&self, name: &str) -> Result<Option<LiveObject>, BackendError> {
-        if self.stack.external_volumes.iter().any(|n| n == name) {
-            return Ok(Some(LiveObject {
-                name: name.to_string(),
-                labels: BTreeMap::new(),
-            }));
-        }
+        // External volumes too: one that does not exist is the planner's
+        // clear error, not a failed mount later.
         Ok(self
             .volumes
             .get(name)

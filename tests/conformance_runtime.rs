@@ -19,10 +19,7 @@
 //! - the client tells the server its hostname through `/scalechecker`
 //!   (retrying until the server answers) and exits.
 
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 
 #[allow(dead_code)]
@@ -31,7 +28,7 @@ mod corpus;
 #[path = "support/e2e.rs"]
 mod e2e;
 
-use e2e::{Project, busybox_rootfs, eventually, free_port};
+use e2e::{Project, busybox_rootfs, eventually, free_port, free_udp_port};
 
 const SERVER: &str = "composespec/conformance-tests-server:latest";
 const CLIENT: &str = "composespec/conformance-tests-client:latest";
@@ -79,34 +76,6 @@ esac
 const SERVER_CMD: &str = r#"["sh", "-c", "udp-echo & exec nc -ll -p 8080 -e /bin/serve"]"#;
 const CLIENT_CMD: &str = r#"["sh", "-c", "sleep 1; until wget -q -O /dev/null \"http://server:8080/scalechecker?value=$(hostname)\"; do sleep 1; done"]"#;
 
-/// The UDP echo helper, compiled once per test run (static: the image has
-/// no C library).
-fn udp_echo() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let out = std::env::temp_dir().join(format!("stack-udp-echo-{}", std::process::id()));
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/udp_echo.rs");
-        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-        e2e::ok(
-            Command::new(rustc)
-                .args([
-                    "-O",
-                    "-C",
-                    "target-feature=+crt-static",
-                    "-C",
-                    "strip=symbols",
-                ])
-                .arg(&source)
-                .arg("-o")
-                .arg(&out)
-                .output()
-                .expect("rustc runs"),
-            "compiling the UDP echo helper",
-        );
-        out
-    })
-}
-
 /// Copies a conformance case, gives it free ports, and imports the
 /// stand-in images. Returns the project and its HTTP and UDP host ports.
 fn case(name: &str) -> Option<(Project, u16, u16)> {
@@ -123,7 +92,7 @@ fn case(name: &str) -> Option<(Project, u16, u16)> {
     let server = busybox_rootfs(&p.scratch().join("server"));
     std::fs::create_dir_all(server.join("volumes")).unwrap();
     std::fs::write(server.join("bin/serve"), SERVE).unwrap();
-    std::fs::copy(udp_echo(), server.join("bin/udp-echo")).unwrap();
+    std::fs::copy(e2e::udp_echo_binary(), server.join("bin/udp-echo")).unwrap();
     for f in ["bin/serve", "bin/udp-echo"] {
         chmod_x(&server.join(f));
     }
@@ -136,14 +105,6 @@ fn case(name: &str) -> Option<(Project, u16, u16)> {
 fn chmod_x(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// GET `path` on 127.0.0.1:port: the status line and the body, whatever
@@ -277,16 +238,11 @@ fn udp_port() {
     };
     p.ok(&["up", "-d"]);
     body(http, "/ping");
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let echoed = eventually("a UDP echo on 127.0.0.1", Duration::from_secs(10), || {
-        socket.send_to(b"hello-udp", ("127.0.0.1", udp)).ok()?;
-        let mut buf = [0u8; 64];
-        let (n, _) = socket.recv_from(&mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-    });
+    let echoed = e2e::udp_echoed(
+        ([127, 0, 0, 1], udp).into(),
+        "hello-udp",
+        Duration::from_secs(10),
+    );
     assert_eq!(echoed, "hello-udp");
     down(&p);
 }

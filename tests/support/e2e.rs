@@ -274,6 +274,59 @@ pub fn ok(o: Output, what: &str) -> String {
     out
 }
 
+/// A static UDP echo server (port 10001) for test images, compiled once
+/// per test process from `tests/support/udp_echo.rs` (busybox's `nc` has
+/// no UDP mode).
+pub fn udp_echo_binary() -> &'static Path {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        let out = std::env::temp_dir().join(format!("stack-udp-echo-{}", std::process::id()));
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/udp_echo.rs");
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        ok(
+            Command::new(rustc)
+                .args([
+                    "-O",
+                    "-C",
+                    "target-feature=+crt-static",
+                    "-C",
+                    "strip=symbols",
+                ])
+                .arg(&source)
+                .arg("-o")
+                .arg(&out)
+                .output()
+                .expect("rustc runs"),
+            "compiling the UDP echo helper",
+        );
+        out
+    })
+}
+
+/// A UDP port free on 127.0.0.1 right now.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends `msg` to `to` over UDP until the same bytes come back.
+pub fn udp_echoed(to: std::net::SocketAddr, msg: &str, limit: Duration) -> String {
+    let socket =
+        std::net::UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    eventually(&format!("a UDP echo from {to}"), limit, || {
+        socket.send_to(msg.as_bytes(), to).ok()?;
+        let mut buf = [0u8; 512];
+        let (n, _) = socket.recv_from(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+}
+
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -59,6 +59,7 @@
 
 pub mod exec;
 mod init;
+mod memory;
 pub mod process;
 pub mod rootfs;
 
@@ -197,10 +198,8 @@ fn shim_main(args: &[OsString]) -> u8 {
                 report(&format!("created {pid}\n"));
             }
             close_ready_pipe();
-            // What setup allocated (the parsed spec, the seccomp program)
-            // is gone: give the memory back, the shim lives long.
-            // SAFETY: malloc_trim only releases free heap memory.
-            unsafe { libc::malloc_trim(0) };
+            // What setup allocated is gone: give the memory back, the shim lives long.
+            memory::release_after_setup();
             shim.serve();
             0
         }

@@ -398,6 +398,22 @@ impl Cgroup {
     }
 
     /// Every directory of this cgroup (one per v1 controller, or one).
+    /// The files through which a container's first process moves itself
+    /// into the cgroup (v1's per-thread `tasks`); `None` where the shim
+    /// must move it (v2).
+    ///
+    /// Moving another process (`cgroup.procs`) takes the kernel's global
+    /// threadgroup lock for writing, which waits for an RCU grace period
+    /// (10-15 ms here) unless another move happened just before; a
+    /// single-threaded process moving itself by writing `0` to `tasks`
+    /// does not take that lock (tens of microseconds).
+    pub fn self_join_files(&self) -> Option<Vec<PathBuf>> {
+        match &self.hierarchy {
+            Hierarchy::V2(_) => None,
+            Hierarchy::V1(_) => Some(self.dirs().iter().map(|d| d.join("tasks")).collect()),
+        }
+    }
+
     pub fn dirs(&self) -> Vec<PathBuf> {
         match &self.hierarchy {
             Hierarchy::V2(root) => vec![root.join(&self.path)],

@@ -359,12 +359,15 @@ impl LinuxHost {
         let Ok(ids) = self.runtime.list() else {
             return;
         };
+        // Containers sharing another's namespace copy its files after
+        // every file of this round is written.
+        let mut sharing = Vec::new();
         for id in ids {
             let Ok(rec) = self.host_record(&id) else {
                 continue;
             };
             if rec.endpoints.is_empty() {
-                let _ = self.share_name_files(&id, &rec);
+                sharing.push((id, rec));
                 continue;
             }
             let text = self
@@ -381,6 +384,9 @@ impl LinuxHost {
                 // In place (same inode): the file is bind-mounted into the container.
                 let _ = std::fs::write(&path, text);
             }
+        }
+        for (id, rec) in sharing {
+            let _ = self.share_name_files(&id, &rec);
         }
     }
 

@@ -95,9 +95,12 @@ fn network_modes_through_up() {
     assert!(page.contains("hi-from-web"), "{page}");
     let web_name = p.container("web", 1);
     for file in ["/etc/hosts", "/etc/resolv.conf"] {
-        let a = stdout(&p.exec(&web_name, &["cat", file]));
-        let b = stdout(&p.exec(&side_name, &["cat", file]));
-        assert_eq!(a, b, "{file}");
+        // The watcher keeps web's current as peers come; side's follows.
+        let a = eventually(&format!("the same {file}"), Duration::from_secs(10), || {
+            let a = stdout(&p.exec(&web_name, &["cat", file]));
+            let b = stdout(&p.exec(&side_name, &["cat", file]));
+            (a == b).then_some(a)
+        });
         assert!(!a.is_empty(), "{file}");
     }
     // And so is web's DNS: side resolves the project's other services.

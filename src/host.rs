@@ -1260,6 +1260,29 @@ impl Volumes for LinuxHost {
 }
 
 impl Runtime for LinuxHost {
+    async fn prepare(&self, containers: &[&ContainerSpec]) -> Result<(), BackendError> {
+        // Every host port the plan's new containers publish is bound now
+        // and held (each container's `create` takes its own over), so a
+        // taken one fails before anything starts. A container made again
+        // is left out: its old self still holds its ports (that one is
+        // checked when it is made).
+        for spec in containers {
+            let bridged = NetMode::parse(spec.definition.network_mode.as_deref())
+                .is_ok_and(|m| m == NetMode::Bridge);
+            let exists = self.runtime.state(&spec.name).is_ok();
+            if bridged && !exists && !spec.definition.ports.is_empty() {
+                self.networks
+                    .reserve_ports(&spec.name, &spec.definition.ports)
+                    .await
+                    .map_err(|e| HostError::Service {
+                        service: spec.service.clone(),
+                        why: e.to_string(),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
     async fn list(&self, project: &str) -> Result<Vec<LiveContainer>, BackendError> {
         let ids = self.runtime.list().map_err(HostError::from)?;
         let mut out = Vec::new();

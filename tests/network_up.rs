@@ -2,8 +2,7 @@
 //! one name in rotating order; a container on another network can neither
 //! resolve nor reach them; an internal network has no default route;
 //! published TCP and UDP ports answer on 127.0.0.1 and on the host's own
-//! address; a host port already taken fails before the container that
-//! wants it is made.
+//! address; a host port already taken fails before anything starts.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -206,7 +205,7 @@ fn discovery_isolation_internal_networks_and_published_ports() {
 }
 
 #[test]
-fn a_taken_host_port_fails_before_its_container_is_made() {
+fn a_taken_host_port_fails_before_anything_starts() {
     if !e2e::can_run() {
         return;
     }
@@ -217,11 +216,16 @@ fn a_taken_host_port_fails_before_its_container_is_made() {
         &format!(
             r#"name: {{project}}
 services:
+  first:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
   web:
     image: localhost/busybox:latest
     stop_grace_period: 1s
     command: ["httpd", "-f", "-p", "80"]
     ports: ["{port}:80"]
+    depends_on: [first]
 "#
         ),
     );
@@ -229,9 +233,9 @@ services:
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&port.to_string()), "{err}");
-    // The port is checked before the container is made: web never was.
-    let ps = p.ok(&["ps", "-a"]);
-    assert!(!ps.contains(&p.container("web", 1)), "{ps}");
+    // The ports are checked before the plan runs: no container was made.
+    let ps = p.ok(&["ps", "-a", "-q"]);
+    assert!(ps.trim().is_empty(), "{ps}");
     drop(taken);
     p.ok(&["down", "-v"]);
     let left = p.leftovers();

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::PlanError;
-use super::backend::Host;
+use super::backend::{BackendError, ContainerSpec, Host};
 use super::execute::{ExecError, ExecOptions, Outcome, Progress, execute};
 use super::hash::{digest, revision_document};
 use super::observe::{Observed, observe};
@@ -30,6 +30,9 @@ pub enum ApplyError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Exec(#[from] ExecError),
+    /// The host refused the plan before anything ran.
+    #[error("{0}")]
+    Refused(BackendError),
 }
 
 /// Observes the project held by `lock`, with the history a plan needs.
@@ -65,6 +68,8 @@ pub async fn up<H: Host>(
 ) -> Result<(Plan, Outcome), ApplyError> {
     let (record, observed) = observe_locked(host, lock, Some(stack)).await?;
     let plan = plan_up(stack, &observed, opts)?;
+    let made: Vec<&ContainerSpec> = plan.specs.containers.values().collect();
+    host.prepare(&made).await.map_err(ApplyError::Refused)?;
     let outcome = execute(&plan, host, record, lock, progress, exec).await?;
     // A plan that only starts or stops containers applies no new revision.
     if !plan.is_empty() && plan.revision > observed.revision {

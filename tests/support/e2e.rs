@@ -303,13 +303,30 @@ pub fn udp_echo_binary() -> &'static Path {
     })
 }
 
-/// A UDP port free on 127.0.0.1 right now.
+/// A UDP port free on 127.0.0.1 right now (never one handed out before
+/// in this test process).
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    unique_port(|| {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    })
+}
+
+/// The kernel may give a port that was just released to the next caller:
+/// tests running in parallel would then publish the same port.
+fn unique_port(mut pick: impl FnMut() -> u16) -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = pick();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Sends `msg` to `to` over UDP until the same bytes come back.
@@ -327,10 +344,13 @@ pub fn udp_echoed(to: std::net::SocketAddr, msg: &str, limit: Duration) -> Strin
     })
 }
 
-/// A TCP port free on 127.0.0.1 right now.
+/// A TCP port free on 127.0.0.1 right now (never one handed out before
+/// in this test process).
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    unique_port(|| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    })
 }
 
 /// GET `path` on 127.0.0.1:port, raw HTTP; the response when it is 200.

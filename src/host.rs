@@ -780,8 +780,11 @@ impl LinuxHost {
                     protocol: p.protocol.clone(),
                 })
                 .collect();
-            if !rec.ports.is_empty() {
-                // A taken host port fails here, before anything starts.
+            // Reserved by `prepare` already, normally: kept, not bound
+            // again (closing a socket while another thread forks a shim
+            // can leave it open in the child for a moment).
+            if !rec.ports.is_empty() && !self.networks.is_reserved(&id).await {
+                // A taken host port fails here, before this container exists.
                 self.networks.reserve_ports(&id, &service.ports).await?;
             }
         }

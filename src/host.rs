@@ -105,7 +105,6 @@ struct StackContext {
     configs: BTreeMap<String, FileObject>,
     env: Environment,
     external_networks: Vec<String>,
-    external_volumes: Vec<String>,
 }
 
 /// One endpoint to (re)attach.
@@ -187,6 +186,18 @@ struct HostRecord {
     files_dir: Option<PathBuf>,
     /// Anonymous volumes (removed with it).
     anonymous: Vec<String>,
+    /// The container whose network namespace it joined
+    /// (`network_mode: service:x` / `container:x`): its /etc/hosts and
+    /// /etc/resolv.conf are that container's.
+    #[serde(default)]
+    network_of: Option<String>,
+    /// `network_mode: host`: the host's /etc/hosts and /etc/resolv.conf.
+    #[serde(default)]
+    host_network: bool,
+    /// Its volumes and bind mounts, which `volumes_from` of another
+    /// container repeats.
+    #[serde(default)]
+    volume_mounts: Vec<BindMount>,
 }
 
 /// The planner's host on this machine, for one project.
@@ -262,12 +273,6 @@ impl LinuxHost {
                     .values()
                     .filter(|n| n.external)
                     .map(|n| n.name.clone())
-                    .collect(),
-                external_volumes: s
-                    .volumes
-                    .values()
-                    .filter(|v| v.external)
-                    .map(|v| v.name.clone())
                     .collect(),
             },
             None => StackContext::default(),
@@ -407,11 +412,15 @@ impl LinuxHost {
         let Ok(ids) = self.runtime.list() else {
             return;
         };
+        // Containers sharing another's namespace copy its files after
+        // every file of this round is written.
+        let mut sharing = Vec::new();
         for id in ids {
             let Ok(rec) = self.host_record(&id) else {
                 continue;
             };
             if rec.endpoints.is_empty() {
+                sharing.push((id, rec));
                 continue;
             }
             let text = self
@@ -428,6 +437,9 @@ impl LinuxHost {
                 // In place (same inode): the file is bind-mounted into the container.
                 let _ = std::fs::write(&path, text);
             }
+        }
+        for (id, rec) in sharing {
+            let _ = self.share_name_files(&id, &rec);
         }
     }
 
@@ -560,6 +572,8 @@ impl LinuxHost {
                 }
             }
         }
+        rec.volume_mounts = binds.clone();
+        binds.extend(self.volumes_from(&spec.service, &service.volumes_from)?);
         // Secrets and configs: files under <root>/run/files/<container>/,
         // bind-mounted read-only.
         let refs = service
@@ -612,6 +626,67 @@ impl LinuxHost {
         Ok(binds)
     }
 
+    /// The volumes and bind mounts `volumes_from` names: `service`,
+    /// `container:name`, each optionally `:ro` or `:rw` (else as the
+    /// source mounts them).
+    fn volumes_from(&self, service: &str, from: &[String]) -> Result<Vec<BindMount>, HostError> {
+        let mut binds = Vec::new();
+        for entry in from {
+            let (source, mode) = match entry.rsplit_once(':') {
+                Some((s, m)) if m == "ro" || m == "rw" => (s, Some(m == "ro")),
+                _ => (entry.as_str(), None),
+            };
+            let id = match source.strip_prefix("container:") {
+                Some(name) => name.to_string(),
+                None => self.container_of(source)?,
+            };
+            let rec = self.host_record(&id).map_err(|_| HostError::Service {
+                service: service.to_string(),
+                why: format!(
+                    "volumes_from `{entry}`: container `{id}` does not exist; create it first (list containers with `stack ps -a`)"
+                ),
+            })?;
+            for mut m in rec.volume_mounts {
+                if let Some(read_only) = mode {
+                    m.read_only = read_only;
+                }
+                binds.push(m);
+            }
+        }
+        Ok(binds)
+    }
+
+    /// The container of this project's `service` (its first replica):
+    /// found by its labels, as `container_name:` may have renamed it.
+    fn container_of(&self, service: &str) -> Result<String, HostError> {
+        let mut found: Vec<(u32, String)> = Vec::new();
+        for id in self.runtime.list()? {
+            let Ok(config) = self.runtime.config(&id) else {
+                continue;
+            };
+            let label = |k: &str| config.labels.get(k).map(String::as_str);
+            if label(labels::PROJECT) == Some(self.project.as_str())
+                && label(labels::SERVICE) == Some(service)
+            {
+                let replica = label(labels::REPLICA)
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(u32::MAX);
+                found.push((replica, id));
+            }
+        }
+        found.sort();
+        found
+            .into_iter()
+            .next()
+            .map(|(_, id)| id)
+            .ok_or_else(|| HostError::Service {
+                service: service.to_string(),
+                why: format!(
+                    "service `{service}` has no container yet; it must be created before the services that use its network or volumes"
+                ),
+            })
+    }
+
     /// Attaches `id` (whose process is `pid`) to its networks, publishes its
     /// ports and writes its /etc/hosts and resolv.conf.
     async fn wire(&self, id: &str, pid: i32, rec: &HostRecord) -> Result<(), HostError> {
@@ -630,7 +705,7 @@ impl LinuxHost {
             self.networks.attach(&req).await?;
         }
         if rec.endpoints.is_empty() {
-            return Ok(());
+            return self.share_name_files(id, rec);
         }
         if !rec.ports.is_empty() {
             let ports: Vec<Port> = rec.ports.iter().map(PortSpec::port).collect();
@@ -660,6 +735,30 @@ impl LinuxHost {
         Ok(())
     }
 
+    /// A container without networks of its own takes the name files of the
+    /// namespace it lives in: the joined container's, or the host's (as
+    /// docker does); `network_mode: none` keeps loopback only.
+    fn share_name_files(&self, id: &str, rec: &HostRecord) -> Result<(), HostError> {
+        let from = match (&rec.network_of, rec.host_network) {
+            (Some(other), _) => self.runtime.dir(other),
+            (None, true) => PathBuf::from("/etc"),
+            (None, false) => return Ok(()),
+        };
+        let dir = self.runtime.dir(id);
+        for name in ["hosts", "resolv.conf"] {
+            let Ok(text) = std::fs::read(from.join(name)) else {
+                continue;
+            };
+            let path = dir.join(name);
+            if std::fs::read(&path).is_ok_and(|old| old == text) {
+                continue;
+            }
+            // In place: the file is already bind-mounted into the container.
+            std::fs::write(&path, text).map_err(io("write", &path))?;
+        }
+        Ok(())
+    }
+
     /// Takes `id` off its networks (names, ports, veths).
     async fn unwire(&self, id: &str) -> Result<(), HostError> {
         self.networks.unpublish(id).await?;
@@ -681,11 +780,13 @@ impl LinuxHost {
             hostname: service
                 .hostname
                 .clone()
-                .unwrap_or_else(|| id.chars().take(12).collect()),
+                .unwrap_or_else(|| default_hostname(&id)),
             domainname: service.domainname.clone(),
             extra_hosts: service.extra_hosts.clone(),
             ..HostRecord::default()
         };
+        // The runtime's own default is shorter; replicas need distinct names.
+        service.hostname = Some(rec.hostname.clone());
         let dns = network::dns_settings(&service)?;
         rec.dns = dns.dns;
         rec.dns_search = dns.dns_search;
@@ -696,13 +797,22 @@ impl LinuxHost {
         let mode = NetMode::parse(service.network_mode.as_deref())?;
         let network = match &mode {
             NetMode::Bridge => NetworkMode::New,
-            NetMode::Host => NetworkMode::Host,
+            NetMode::Host => {
+                rec.host_network = true;
+                NetworkMode::Host
+            }
             NetMode::None => NetworkMode::None,
             NetMode::Service(s) => {
-                let other = crate::planner::desired::container_name(&self.project, s, 1);
-                NetworkMode::Join(self.netns_of(&other)?)
+                let other = self.container_of(s)?;
+                let netns = self.netns_of(&other)?;
+                rec.network_of = Some(other);
+                NetworkMode::Join(netns)
             }
-            NetMode::Container(c) => NetworkMode::Join(self.netns_of(c)?),
+            NetMode::Container(c) => {
+                let netns = self.netns_of(c)?;
+                rec.network_of = Some(c.clone());
+                NetworkMode::Join(netns)
+            }
         };
         if mode == NetMode::Bridge {
             // Networks by host name → key; `eth0`, `eth1`, ... by priority.
@@ -736,8 +846,11 @@ impl LinuxHost {
                     protocol: p.protocol.clone(),
                 })
                 .collect();
-            if !rec.ports.is_empty() {
-                // A taken host port fails here, before anything starts.
+            // Reserved by `prepare` already, normally: kept, not bound
+            // again (closing a socket while another thread forks a shim
+            // can leave it open in the child for a moment).
+            if !rec.ports.is_empty() && !self.networks.is_reserved(&id).await {
+                // A taken host port fails here, before this container exists.
                 self.networks.reserve_ports(&id, &service.ports).await?;
             }
         }
@@ -780,7 +893,13 @@ impl LinuxHost {
     fn netns_of(&self, id: &str) -> Result<PathBuf, HostError> {
         let s = self.runtime.state(id)?;
         match s.pid {
-            Some(pid) if s.status == container::Status::Running => {
+            // A created container's process already lives in its namespace.
+            Some(pid)
+                if matches!(
+                    s.status,
+                    container::Status::Running | container::Status::Created
+                ) =>
+            {
                 Ok(PathBuf::from(format!("/proc/{pid}/ns/net")))
             }
             _ => Err(ContainerError::NotRunning(id.to_string()).into()),
@@ -801,6 +920,13 @@ impl LinuxHost {
             _ => {}
         }
         let rec = self.host_record(id)?;
+        if let Some(other) = &rec.network_of {
+            // The joined container may have been made again since: its
+            // namespace now, never a pid that may belong to someone else.
+            let mut config = self.runtime.config(id)?;
+            join_netns(&mut config, self.netns_of(other)?);
+            self.runtime.replace_config(id, &config)?;
+        }
         let runtime = self.runtime.clone();
         self.unwire(id).await?;
         // Started again, not recreated: the container keeps its writable
@@ -834,6 +960,29 @@ impl LinuxHost {
             self.volumes.remove(&name, &[])?;
         }
         Ok(())
+    }
+}
+
+/// Points the container's network namespace at `netns`.
+fn join_netns(config: &mut container::ContainerConfig, netns: PathBuf) {
+    use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType};
+    let Some(linux) = config.spec.linux_mut() else {
+        return;
+    };
+    let Some(namespaces) = linux.namespaces_mut() else {
+        return;
+    };
+    for ns in namespaces.iter_mut() {
+        if ns.typ() == LinuxNamespaceType::Network {
+            // Only a type and a path: building it cannot fail.
+            if let Ok(joined) = LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(netns.clone())
+                .build()
+            {
+                *ns = joined;
+            }
+        }
     }
 }
 
@@ -934,6 +1083,13 @@ fn read_host_record(runtime: &container::Runtime, id: &str) -> Result<HostRecord
     let path = runtime.dir(id).join("host.json");
     let text = std::fs::read(&path).map_err(io("read", &path))?;
     serde_json::from_slice(&text).map_err(|e| HostError::Task(e.to_string()))
+}
+
+/// A container's hostname when the service gives none: its name, which
+/// (unlike docker's 12 characters of a random id) is unique per replica,
+/// cut to the 63 bytes a host name may have.
+fn default_hostname(id: &str) -> String {
+    id.chars().take(63).collect()
 }
 
 /// A file object whose relative `file:` resolves against the project.
@@ -1161,12 +1317,8 @@ impl Networks for LinuxHost {
 
 impl Volumes for LinuxHost {
     async fn inspect_volume(&self, name: &str) -> Result<Option<LiveObject>, BackendError> {
-        if self.stack.external_volumes.iter().any(|n| n == name) {
-            return Ok(Some(LiveObject {
-                name: name.to_string(),
-                labels: BTreeMap::new(),
-            }));
-        }
+        // External volumes too: one that does not exist is the planner's
+        // clear error, not a failed mount later.
         Ok(self
             .volumes
             .get(name)
@@ -1201,6 +1353,29 @@ impl Volumes for LinuxHost {
 }
 
 impl Runtime for LinuxHost {
+    async fn prepare(&self, containers: &[&ContainerSpec]) -> Result<(), BackendError> {
+        // Every host port the plan's new containers publish is bound now
+        // and held (each container's `create` takes its own over), so a
+        // taken one fails before anything starts. A container made again
+        // is left out: its old self still holds its ports (that one is
+        // checked when it is made).
+        for spec in containers {
+            let bridged = NetMode::parse(spec.definition.network_mode.as_deref())
+                .is_ok_and(|m| m == NetMode::Bridge);
+            let exists = self.runtime.state(&spec.name).is_ok();
+            if bridged && !exists && !spec.definition.ports.is_empty() {
+                self.networks
+                    .reserve_ports(&spec.name, &spec.definition.ports)
+                    .await
+                    .map_err(|e| HostError::Service {
+                        service: spec.service.clone(),
+                        why: e.to_string(),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
     async fn list(&self, project: &str) -> Result<Vec<LiveContainer>, BackendError> {
         let ids = self.runtime.list().map_err(HostError::from)?;
         let mut out = Vec::new();

@@ -1010,6 +1010,11 @@ impl Networks {
         Ok(shown)
     }
 
+    /// Whether host ports are reserved for `container` (and not yet published).
+    pub async fn is_reserved(&self, container: &str) -> bool {
+        self.state.lock().await.reserved.contains_key(container)
+    }
+
     /// Publishes `ports` of `container` (its primary endpoint): the ports
     /// reserved for it by [`Networks::reserve_ports`] if there are any, else
     /// `ports`, bound now. Every host port is bound before any rule is

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::PlanError;
-use super::backend::Host;
+use super::backend::{BackendError, ContainerSpec, Host};
 use super::execute::{ExecError, ExecOptions, Outcome, Progress, execute};
 use super::hash::{digest, revision_document};
 use super::observe::{Observed, Supervision, observe};
@@ -30,6 +30,9 @@ pub enum ApplyError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Exec(#[from] ExecError),
+    /// The host refused the plan before anything ran.
+    #[error("{0}")]
+    Refused(BackendError),
 }
 
 /// Observes the project held by `lock`, with the history a plan needs.
@@ -80,6 +83,8 @@ pub async fn up_supervised<H: Host>(
     let (record, mut observed) = observe_locked(host, lock, Some(stack)).await?;
     observed.supervision = supervise(&observed);
     let plan = plan_up(stack, &observed, opts)?;
+    let made: Vec<&ContainerSpec> = plan.specs.containers.values().collect();
+    host.prepare(&made).await.map_err(ApplyError::Refused)?;
     let mut outcome = execute(&plan, host, record, lock, progress, exec).await?;
     if !stack.files.is_empty() && outcome.record.config_files != stack.files {
         outcome.record.config_files = stack.files.clone();

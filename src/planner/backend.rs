@@ -221,6 +221,16 @@ pub trait Volumes: Send + Sync {
 
 /// Containers.
 pub trait Runtime: Send + Sync {
+    /// Called once before a plan runs, with every container it will make:
+    /// the host refuses here what would otherwise fail midway (a host port
+    /// that is taken), so that nothing has started. Default: nothing to check.
+    fn prepare(
+        &self,
+        containers: &[&ContainerSpec],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = containers;
+        async { Ok(()) }
+    }
     /// Every container labelled with the project, running or not.
     fn list(
         &self,

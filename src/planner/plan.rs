@@ -872,8 +872,10 @@ impl<'a> Planner<'a> {
                         after.extend(pull_ops.get(&ds.image));
                         after.extend(ds.network_keys.iter().filter_map(|k| network_ops.get(k)));
                         after.extend(ds.volume_keys.iter().filter_map(|k| volume_ops.get(k)));
+                        // Its mounts or network namespace come from the
+                        // dependency's container: that must exist first.
                         for (dep, edge) in self.graph.dependencies(service) {
-                            if edge.kind == DepKind::VolumesFrom {
+                            if matches!(edge.kind, DepKind::VolumesFrom | DepKind::NetworkMode) {
                                 after.extend(create_ops.get(dep).into_iter().flatten());
                             }
                         }

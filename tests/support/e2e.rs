@@ -70,6 +70,9 @@ pub struct Project {
     pub root: PathBuf,
     pub file: PathBuf,
     dir: tempfile::TempDir,
+    /// Where `compose.yaml` is: the temporary directory itself, or a
+    /// subdirectory named after the project ([`Project::from_dir`]).
+    project_dir: PathBuf,
 }
 
 impl Project {
@@ -82,35 +85,79 @@ impl Project {
         let root = dir.path().join("root");
         let file = dir.path().join("compose.yaml");
         std::fs::write(&file, yaml.replace("{project}", &name)).unwrap();
+        let project_dir = dir.path().to_path_buf();
         let p = Project {
             name,
             root,
             file,
             dir,
+            project_dir,
         };
-        let rootfs = busybox_rootfs(p.dir.path());
+        p.import_busybox();
+        p
+    }
+
+    /// A project made from a directory of files (a conformance case):
+    /// every file of `source` copied into a directory named `<tag><pid>`
+    /// (so the project takes that name, as compose names a project after
+    /// its directory), each passed through `rewrite` (to give it free
+    /// ports). The test image is imported into its state root.
+    pub fn from_dir(tag: &str, source: &Path, rewrite: impl Fn(&str) -> String) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("{tag}{}", std::process::id());
+        let project_dir = dir.path().join(&name);
+        std::fs::create_dir_all(&project_dir).unwrap();
+        for entry in std::fs::read_dir(source).unwrap().flatten() {
+            if entry.path().is_file() {
+                let text = std::fs::read_to_string(entry.path()).unwrap();
+                std::fs::write(project_dir.join(entry.file_name()), rewrite(&text)).unwrap();
+            }
+        }
+        let p = Project {
+            root: dir.path().join("root"),
+            file: project_dir.join("compose.yaml"),
+            name,
+            dir,
+            project_dir,
+        };
+        p.import_busybox();
+        p
+    }
+
+    /// Imports a root filesystem into the project's state root as `tag`
+    /// with `CMD cmd` (JSON, e.g. `["sh"]`).
+    pub fn import(&self, rootfs: &Path, tag: &str, cmd: &str) {
         ok(
             Command::new(STACK)
                 .arg("--root")
-                .arg(&p.root)
+                .arg(&self.root)
                 .args(["image", "import"])
-                .arg(&rootfs)
-                .args([IMAGE, "-c", r#"CMD ["sh"]"#])
+                .arg(rootfs)
+                .args([tag, "-c", &format!("CMD {cmd}")])
                 .output()
                 .unwrap(),
             "image import",
         );
-        p
+    }
+
+    fn import_busybox(&self) {
+        let rootfs = busybox_rootfs(self.dir.path());
+        self.import(&rootfs, IMAGE, r#"["sh"]"#);
     }
 
     /// The project's directory (where `compose.yaml` is).
     pub fn dir(&self) -> &Path {
+        &self.project_dir
+    }
+
+    /// A scratch directory of the test, outside the project's directory.
+    pub fn scratch(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes a file next to `compose.yaml`.
     pub fn write(&self, name: &str, text: &str) {
-        let path = self.dir.path().join(name);
+        let path = self.project_dir.join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).unwrap();
         }
@@ -270,10 +317,83 @@ pub fn ok(o: Output, what: &str) -> String {
     out
 }
 
-/// A TCP port free on 127.0.0.1 right now.
+/// A static UDP echo server (port 10001) for test images, compiled once
+/// per test process from `tests/support/udp_echo.rs` (busybox's `nc` has
+/// no UDP mode).
+pub fn udp_echo_binary() -> &'static Path {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        let out = std::env::temp_dir().join(format!("stack-udp-echo-{}", std::process::id()));
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/udp_echo.rs");
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        ok(
+            Command::new(rustc)
+                .args([
+                    "-O",
+                    "-C",
+                    "target-feature=+crt-static",
+                    "-C",
+                    "strip=symbols",
+                ])
+                .arg(&source)
+                .arg("-o")
+                .arg(&out)
+                .output()
+                .expect("rustc runs"),
+            "compiling the UDP echo helper",
+        );
+        out
+    })
+}
+
+/// A UDP port free on 127.0.0.1 right now (never one handed out before
+/// in this test process).
+pub fn free_udp_port() -> u16 {
+    unique_port(|| {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    })
+}
+
+/// The kernel may give a port that was just released to the next caller:
+/// tests running in parallel would then publish the same port.
+fn unique_port(mut pick: impl FnMut() -> u16) -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = pick();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// Sends `msg` to `to` over UDP until the same bytes come back.
+pub fn udp_echoed(to: std::net::SocketAddr, msg: &str, limit: Duration) -> String {
+    let socket =
+        std::net::UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    eventually(&format!("a UDP echo from {to}"), limit, || {
+        socket.send_to(msg.as_bytes(), to).ok()?;
+        let mut buf = [0u8; 512];
+        let (n, _) = socket.recv_from(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+}
+
+/// A TCP port free on 127.0.0.1 right now (never one handed out before
+/// in this test process).
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    unique_port(|| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    })
 }
 
 /// GET `path` on 127.0.0.1:port, raw HTTP; the response when it is 200.

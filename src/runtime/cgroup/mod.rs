@@ -398,6 +398,37 @@ impl Cgroup {
     }
 
     /// Every directory of this cgroup (one per v1 controller, or one).
+    /// The files through which a container's first process moves itself
+    /// into the cgroup (v1's per-thread `tasks`); `None` where the shim
+    /// must move it (v2).
+    ///
+    /// Moving another process (`cgroup.procs`) takes the kernel's global
+    /// threadgroup lock for writing, which waits for an RCU grace period
+    /// (10-15 ms here) unless another move happened just before; a
+    /// single-threaded process moving itself by writing `0` to `tasks`
+    /// does not take that lock (tens of microseconds).
+    pub fn self_join_files(&self) -> Option<Vec<PathBuf>> {
+        match &self.hierarchy {
+            Hierarchy::V2(_) => None,
+            Hierarchy::V1(_) => Some(self.dirs().iter().map(|d| d.join("tasks")).collect()),
+        }
+    }
+
+    /// Moves the calling process, which must be single-threaded, into the
+    /// cgroup: by itself where that is fast (see [`Self::self_join_files`]).
+    pub fn join_self(&self, sys: &dyn Syscalls) -> Result<(), CgroupError> {
+        match self.self_join_files() {
+            Some(files) => {
+                for path in files {
+                    sys.write_file(&path, "0")
+                        .map_err(CgroupError::io("write", &path))?;
+                }
+                Ok(())
+            }
+            None => self.add_process(sys, std::process::id() as i32),
+        }
+    }
+
     pub fn dirs(&self) -> Vec<PathBuf> {
         match &self.hierarchy {
             Hierarchy::V2(root) => vec![root.join(&self.path)],

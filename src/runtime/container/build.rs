@@ -285,6 +285,11 @@ pub fn own_hard_limit(resource: libc::__rlimit_resource_t) -> u64 {
 
 /// Whether this process has capability `cap` in its effective set.
 fn own_capability(cap: u32) -> bool {
+    own_capabilities() & (1 << cap) != 0
+}
+
+/// stack's own effective capabilities, as a mask (none when unreadable).
+fn own_capabilities() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -295,7 +300,7 @@ fn own_capability(cap: u32) -> bool {
                 .to_string();
             u64::from_str_radix(&hex, 16).ok()
         })
-        .is_some_and(|m| m & (1 << cap) != 0)
+        .unwrap_or(0)
 }
 
 /// Sysctls a container may set: those namespaced by the kernel (IPC and,
@@ -535,7 +540,29 @@ pub fn container_config(
         NetworkMode::Host => {}
     }
 
-    let cap_list: Vec<&String> = caps.iter().collect();
+    // A capability stack itself lacks cannot be granted (the kernel refuses
+    // the whole set): `privileged` and `ALL` mean every one stack has, as
+    // they mean the host's with docker; one named in cap_add is a warning.
+    let own = own_capabilities();
+    let lacking: Vec<&String> = caps
+        .iter()
+        // Without any (not root): nothing can start; leave the set as asked.
+        .filter(|c| own != 0 && security::cap_number(c).is_some_and(|n| own & (1 << n) == 0))
+        .collect();
+    for c in &lacking {
+        let short = c.trim_start_matches("CAP_");
+        if service
+            .cap_add
+            .iter()
+            .any(|a| a.trim_start_matches("CAP_").eq_ignore_ascii_case(short))
+        {
+            warnings.push(format!(
+                "service `{}`: {c} is left out: stack itself does not have it here",
+                service.name
+            ));
+        }
+    }
+    let cap_list: Vec<&String> = caps.iter().filter(|c| !lacking.contains(c)).collect();
     let mut process = json!({
         "terminal": service.tty,
         "user": {"uid": uid, "gid": gid},
@@ -559,7 +586,10 @@ pub fn container_config(
                       "devices": devices},
         "sysctl": service.sysctls,
     });
-    if !service.privileged {
+    if service.privileged {
+        // As docker: every device node of the host, made in the container's /dev.
+        linux["devices"] = json!(host_devices(Path::new("/dev")));
+    } else {
         linux["maskedPaths"] = json!(security::MASKED_PATHS);
         linux["readonlyPaths"] = json!(security::READONLY_PATHS);
     }
@@ -641,6 +671,49 @@ pub fn parse_devices(
 }
 
 /// The type (`c` or `b`), major and minor of a host device node.
+/// The device nodes under `dev` (the host's /dev), as OCI `linux.devices`
+/// entries for a privileged container. The container's own /dev/pts,
+/// /dev/shm and /dev/mqueue stay its own; symbolic links are skipped.
+fn host_devices(dev: &Path) -> Vec<serde_json::Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut todo = vec![dev.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                let own = ["pts", "shm", "mqueue"].map(|d| dev.join(d));
+                if !own.contains(&path) {
+                    todo.push(path);
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            let rdev = meta.rdev();
+            out.push(json!({
+                "path": path, "type": kind,
+                "major": rustix::fs::major(rdev), "minor": rustix::fs::minor(rdev),
+                "fileMode": meta.mode() & 0o7777, "uid": meta.uid(), "gid": meta.gid(),
+            }));
+        }
+    }
+    out.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    out
+}
+
 fn device_numbers(path: &str) -> Result<(&'static str, u32, u32), ContainerError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let meta = std::fs::metadata(path).map_err(|_| ContainerError::BadDevice(path.into()))?;
@@ -901,7 +974,12 @@ mod tests {
         let linux = cfg.spec.linux().as_ref().unwrap();
         assert!(linux.seccomp().is_none() && linux.masked_paths().is_none());
         assert_eq!(linux.namespaces().as_ref().unwrap().len(), 4);
-        assert_eq!(granted_caps(&cfg.spec).len(), security::CAPABILITIES.len());
+        // Every capability stack itself has (all of them when it has them all).
+        let own = own_capabilities();
+        let expected = (0..security::CAPABILITIES.len())
+            .filter(|n| own == 0 || own & (1 << n) != 0)
+            .count();
+        assert_eq!(granted_caps(&cfg.spec).len(), expected);
         let mut s = svc();
         s.security_opt = vec![
             "seccomp=unconfined".into(),

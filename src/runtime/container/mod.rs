@@ -291,6 +291,21 @@ impl Runtime {
         self.spawn_shim(id, dir, start)
     }
 
+    /// Replaces the configuration of a container that is not running, for
+    /// its next [`Runtime::start_again`] (a namespace it joins that was
+    /// made again meanwhile).
+    pub fn replace_config(&self, id: &str, config: &ContainerConfig) -> Result<(), ContainerError> {
+        let s = self.state(id)?;
+        if matches!(
+            s.status,
+            Status::Running | Status::Paused | Status::Creating
+        ) {
+            return Err(ContainerError::StillRunning(id.to_string()));
+        }
+        let bytes = serde_json::to_vec(config).map_err(ContainerError::json)?;
+        state::replace_file(&self.dir(id).join("config.json"), &bytes)
+    }
+
     /// Creates an exited container again, as `docker start` and restart
     /// policies do: what the last run left behind (its cgroup, the shim's
     /// socket, overlayfs' scratch directory) goes, what belongs to the

@@ -33,8 +33,24 @@ use seccompiler::{
 };
 use serde::Deserialize;
 
+#[cfg(target_arch = "aarch64")]
+mod syscalls_aarch64;
+// Elsewhere the aarch64 table is still compiled and checked by the tests.
+#[cfg(all(test, not(target_arch = "aarch64")))]
+#[path = "syscalls_aarch64.rs"]
+mod syscalls_aarch64;
 #[cfg(target_arch = "x86_64")]
 mod syscalls_x86_64;
+
+/// This machine's syscall table and the filter architecture it goes with.
+#[cfg(target_arch = "x86_64")]
+const TABLE: Option<(&[(&str, i64)], TargetArch)> =
+    Some((syscalls_x86_64::SYSCALLS, TargetArch::x86_64));
+#[cfg(target_arch = "aarch64")]
+const TABLE: Option<(&[(&str, i64)], TargetArch)> =
+    Some((syscalls_aarch64::SYSCALLS, TargetArch::aarch64));
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const TABLE: Option<(&[(&str, i64)], TargetArch)> = None;
 
 /// What went wrong with a security setting.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +66,7 @@ pub enum SecurityError {
     )]
     Compile(String),
     #[error(
-        "seccomp filters can only be compiled for x86_64 on this build; use security_opt seccomp=unconfined"
+        "seccomp filters can only be compiled for x86_64 and aarch64 on this build; use security_opt seccomp=unconfined"
     )]
     UnsupportedArch,
     #[error(
@@ -343,18 +359,7 @@ pub fn resolve_profile(json: &str, caps: &BTreeSet<String>) -> Result<LinuxSecco
 
 /// The syscall number of `name` on this machine.
 pub fn syscall_number(name: &str) -> Option<i64> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        syscalls_x86_64::SYSCALLS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, nr)| *nr)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = name;
-        None
-    }
+    TABLE?.0.iter().find(|(n, _)| *n == name).map(|(_, nr)| *nr)
 }
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<SeccompAction, SecurityError> {
@@ -385,10 +390,9 @@ type RulesBySyscall = BTreeMap<i64, Option<Vec<SeccompRule>>>;
 /// order (see the module doc for why there can be several). Syscall names
 /// this architecture does not have are skipped, as libseccomp does.
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<Vec<BpfProgram>, SecurityError> {
-    if !cfg!(target_arch = "x86_64") {
+    let Some((_, arch)) = TABLE else {
         return Err(SecurityError::UnsupportedArch);
-    }
-    let arch = TargetArch::x86_64;
+    };
     let default = action(seccomp.default_action(), seccomp.default_errno_ret())?;
     // Action -> syscall -> alternative rules (an empty list: unconditional).
     let mut groups: Vec<(SeccompAction, RulesBySyscall)> = Vec::new();
@@ -553,6 +557,31 @@ mod tests {
         assert_eq!(calls[1].errno_ret(), Some(22));
         assert_eq!(calls[1].args().as_ref().unwrap()[0].value(), 8);
         assert!(resolve_profile("{", &default_caps()).is_err());
+    }
+
+    #[test]
+    fn the_aarch64_table_has_the_generic_numbers() {
+        let nr = |name: &str| {
+            super::syscalls_aarch64::SYSCALLS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, nr)| *nr)
+        };
+        assert_eq!(
+            (nr("openat"), nr("keyctl"), nr("mmap"), nr("clone3")),
+            (Some(56), Some(219), Some(222), Some(435))
+        );
+        // arm64 has no legacy calls (open, fork) in its table.
+        assert_eq!((nr("open"), nr("fork")), (None, None));
+        let numbers: std::collections::BTreeSet<i64> = super::syscalls_aarch64::SYSCALLS
+            .iter()
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(
+            numbers.len(),
+            super::syscalls_aarch64::SYSCALLS.len(),
+            "no number twice"
+        );
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct Init<'a> {
     pub drop_mknod: bool,
     /// The cgroup filesystems to mount under /sys/fs/cgroup.
     pub cgroup_mounts: Vec<(String, &'static str, String)>,
+    /// Where to write `0` to join the cgroup ourselves, first thing (see
+    /// [`crate::runtime::cgroup::Cgroup::self_join_files`]); empty: the
+    /// shim moves us.
+    pub join_cgroup: Vec<std::path::PathBuf>,
 }
 
 /// Runs in the cloned child; never returns.
@@ -63,6 +67,12 @@ fn recv(sync: &OwnedFd) -> String {
 }
 
 fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
+    // Into the cgroup before anything else, while the host's cgroup
+    // filesystems are still in view.
+    for tasks in &init.join_cgroup {
+        std::fs::write(tasks, "0")
+            .map_err(|e| format!("cannot join the cgroup ({}): {e}", tasks.display()))?;
+    }
     let config = init.config;
     let spec = &config.spec;
     let proc_ = spec
@@ -111,9 +121,9 @@ fn setup_and_exec(init: &Init<'_>) -> Result<i32, String> {
     let env = process::with_home(proc_.env().as_deref().unwrap_or_default(), &identity);
     let args = proc_.args().clone().unwrap_or_default();
 
-    // The shim moved us into the cgroup meanwhile (a slow write: it waits
-    // for an RCU grace period in the kernel, so it runs in parallel with
-    // the setup above). Nothing of the image has run yet.
+    // On cgroup v2 the shim moved us into the cgroup meanwhile (a slow
+    // write: it waits for an RCU grace period in the kernel, so it runs in
+    // parallel with the setup above). Nothing of the image has run yet.
     if recv(&init.sync) != "cgroup" {
         return Err("the shim went away".into());
     }

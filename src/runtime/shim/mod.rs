@@ -71,6 +71,7 @@
 pub mod attach;
 pub mod exec;
 mod init;
+mod memory;
 pub mod process;
 pub mod rootfs;
 
@@ -216,10 +217,8 @@ fn shim_main(args: &[OsString]) -> u8 {
                 report(&format!("created {pid}\n"));
             }
             close_ready_pipe();
-            // What setup allocated (the parsed spec, the seccomp program)
-            // is gone: give the memory back, the shim lives long.
-            // SAFETY: malloc_trim only releases free heap memory.
-            unsafe { libc::malloc_trim(0) };
+            // What setup allocated is gone: give the memory back, the shim lives long.
+            memory::release_after_setup();
             shim.serve();
             0
         }
@@ -512,6 +511,7 @@ impl Shim {
                 seccomp: &seccomp,
                 drop_mknod,
                 cgroup_mounts: cgroup.container_mounts(),
+                join_cgroup: cgroup.self_join_files().unwrap_or_default(),
             });
         }
         let pid = Pid::from_raw(pid as i32);
@@ -523,7 +523,10 @@ impl Shim {
             let _ = cgroup.remove(&Linux);
             msg
         };
-        if let Err(e) = cgroup.add_process(&Linux, pid.as_raw()) {
+        // (On cgroup v1 the child has joined by itself, which is much faster.)
+        if cgroup.self_join_files().is_none()
+            && let Err(e) = cgroup.add_process(&Linux, pid.as_raw())
+        {
             return Err(fail(e.to_string()));
         }
         // Tell the child it is in its cgroup, then wait for "ready". A

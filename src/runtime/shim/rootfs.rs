@@ -253,6 +253,9 @@ pub fn setup(config: &ContainerConfig, dir: &Path, nodev: bool) -> Result<(), Se
     }
 
     if let Some(linux) = spec.linux() {
+        for d in linux.devices().iter().flatten() {
+            make_device(&root, d)?;
+        }
         for (key, value) in linux.sysctl().iter().flatten() {
             let path = format!("proc/sys/{}", key.replace('.', "/"));
             let fd = rustix::fs::openat2(
@@ -433,6 +436,55 @@ fn mount_one(sys: &Linux, root: &OwnedFd, m: &Mount) -> Result<(), SetupError> {
         populate_dev(&dev)?;
     }
     Ok(())
+}
+
+/// One `linux.devices` node (privileged containers get the host's), made
+/// inside the root; a node that is there already (the standard ones) is
+/// left as it is.
+fn make_device(root: &OwnedFd, d: &oci_spec::runtime::LinuxDevice) -> Result<(), SetupError> {
+    use oci_spec::runtime::LinuxDeviceType as T;
+    let path = d.path().to_string_lossy().into_owned();
+    let (parent, name) = match path.rsplit_once('/') {
+        Some((p, n)) if !n.is_empty() => (if p.is_empty() { "/" } else { p }, n),
+        _ => return Err(format!("the device path {path} has no file name")),
+    };
+    let kind = match d.typ() {
+        T::C | T::U => rustix::fs::FileType::CharacterDevice,
+        T::B => rustix::fs::FileType::BlockDevice,
+        T::P => rustix::fs::FileType::Fifo,
+        T::A => return Err(format!("the device {path} has no type")),
+    };
+    let dir = ensure_in_root(root, parent, false)?;
+    // A real directory descriptor for the *at calls.
+    let dir = rustix::fs::openat(
+        &dir,
+        ".",
+        OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY,
+        Mode::empty(),
+    )
+    .map_err(|e| err(format!("cannot open {parent}"), e))?;
+    let mode = d.file_mode().unwrap_or(0o666) & 0o7777;
+    let dev = rustix::fs::makedev(d.major() as u32, d.minor() as u32);
+    match rustix::fs::mknodat(&dir, name, kind, Mode::from_raw_mode(mode), dev) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => return Ok(()),
+        Err(e) => return Err(err(format!("cannot create {path}"), e)),
+    }
+    // mknod applies the umask: set the mode exactly, then the owner.
+    let _ = rustix::fs::chmodat(
+        &dir,
+        name,
+        Mode::from_raw_mode(mode),
+        rustix::fs::AtFlags::empty(),
+    );
+    rustix::fs::chownat(
+        &dir,
+        name,
+        Some(rustix::fs::Uid::from_raw(d.uid().unwrap_or(0))),
+        Some(rustix::fs::Gid::from_raw(d.gid().unwrap_or(0))),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| err(format!("cannot set the owner of {path}"), e))
 }
 
 /// The standard device nodes and links of a container's /dev.

@@ -23,6 +23,7 @@ fn a_name_missing_from_the_dns_server_is_served_again() {
 services:
   app:
     image: localhost/busybox:latest
+    restart: always
     stop_grace_period: 1s
     command: ["sleep", "3600"]
   tool:
@@ -65,5 +66,35 @@ services:
                 .contains(&name)
                 .then_some(())
         },
+    );
+
+    // The watcher changes the record next (restarting app attaches it
+    // again): the one-off's endpoint, saved by another process, survives,
+    // and the two never share an address.
+    let before = eventually("app's pid", Duration::from_secs(10), || p.pid(&app));
+    // SAFETY: kill has no memory effects; the pid is app's process, which this test started.
+    unsafe { libc::kill(before as i32, libc::SIGKILL) };
+    eventually("app restarted", Duration::from_secs(30), || {
+        p.pid(&app).filter(|pid| *pid != before)
+    });
+    let record = std::fs::read_to_string(p.root.join("network").join(format!("{}.json", p.name)))
+        .expect("the project's network record");
+    let v: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let endpoints = v["endpoints"].as_object().expect("endpoints");
+    let ip_of = |c: &str| {
+        endpoints
+            .values()
+            .find(|e| e["container"] == c)
+            .map(|e| e["ip"].as_str().unwrap_or_default().to_string())
+    };
+    let oneoff_ip =
+        ip_of(&name).unwrap_or_else(|| panic!("the one-off's endpoint was lost: {record}"));
+    assert_eq!(oneoff_ip, ip, "{record}");
+    assert_ne!(ip_of(&app).as_deref(), Some(ip.as_str()), "{record}");
+    let o = p.exec(&app, &["nslookup", &name]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&ip),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
     );
 }

@@ -132,13 +132,14 @@ configs:
     assert!(left.is_empty(), "left on the host: {left:?}");
     // The state root holds only the image store, the project's revision
     // history (kept on purpose: `rollback` and the next revision number
-    // need it) and its lock file.
+    // need it) and its lock files.
     let mut left = Vec::new();
     collect_files(&root, &root.join("images"), &mut left);
     let project_dir = root.join("projects").join(&project);
     left.retain(|p| {
         !(p.starts_with(project_dir.join("revisions"))
             || *p == project_dir.join("lock")
+            || *p == project_dir.join("network.lock")
             // The event log outlives `down`: it says what happened.
             || p.starts_with(root.join("events")))
     });

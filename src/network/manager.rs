@@ -515,6 +515,23 @@ impl Networks {
         record::save(&self.root, rec)
     }
 
+    /// Takes the record's lock and reads the record again, so that what
+    /// another stack process saved meanwhile (an endpoint `run -d`
+    /// attached while the watcher runs) is built on, not overwritten by
+    /// this process's older copy. Held until the change is saved; the DNS
+    /// registry catches up in [`Networks::resync_dns`].
+    async fn fresh(&self, st: &mut State) -> Result<record::RecordLock, NetworkError> {
+        let (root, project) = (self.root.clone(), self.project.clone());
+        let (lock, disk) = tokio::task::spawn_blocking(move || {
+            let lock = record::lock(&root, &project)?;
+            Ok::<_, NetworkError>((lock, record::load(&root, &project)?))
+        })
+        .await
+        .map_err(|e| NetworkError::Task(e.to_string()))??;
+        st.record = disk;
+        Ok(lock)
+    }
+
     /// Creates network `key` (its spec from the stack file) or returns it
     /// when it exists. External networks are looked up, never created.
     pub async fn create_network(
@@ -523,6 +540,7 @@ impl Networks {
         spec: &Network,
     ) -> Result<NetworkInfo, NetworkError> {
         let mut st = self.state.lock().await;
+        let _record_lock = self.fresh(&mut st).await?;
         if let Some(n) = st.record.networks.get(key).cloned() {
             if !n.external {
                 let plan = plan_of(&n)?;
@@ -696,6 +714,7 @@ impl Networks {
     /// forgotten.
     pub async fn remove_network(&self, key: &str) -> Result<(), NetworkError> {
         let mut st = self.state.lock().await;
+        let _record_lock = self.fresh(&mut st).await?;
         if let Some(s) = st.dns.remove(key) {
             s.stop().await;
         }
@@ -734,6 +753,7 @@ impl Networks {
     /// endpoint that exists returns it.
     pub async fn attach(&self, req: &AttachRequest) -> Result<EndpointInfo, NetworkError> {
         let mut st = self.state.lock().await;
+        let _record_lock = self.fresh(&mut st).await?;
         let n = st
             .record
             .networks
@@ -891,6 +911,7 @@ impl Networks {
     pub async fn detach(&self, container: &str, network: &str) -> Result<(), NetworkError> {
         self.registry.remove_endpoint(network, container);
         let mut st = self.state.lock().await;
+        let _record_lock = self.fresh(&mut st).await?;
         let Some(e) = st
             .record
             .endpoints
@@ -1035,6 +1056,7 @@ impl Networks {
                 container: container.to_string(),
             })?;
         let mut st = self.state.lock().await;
+        let _record_lock = self.fresh(&mut st).await?;
         // Release the container's earlier ports so they can be bound again.
         let earlier: Vec<PortRecord> = st
             .record
@@ -1111,6 +1133,7 @@ impl Networks {
     /// Withdraws every port `container` published.
     pub async fn unpublish(&self, container: &str) -> Result<(), NetworkError> {
         let mut st = self.state.lock().await;
+        let _record_lock = self.fresh(&mut st).await?;
         st.proxies.remove(container);
         st.reserved.remove(container);
         let before = st.record.ports.len();
@@ -1192,6 +1215,7 @@ impl Networks {
     /// batch), its nftables rules and its record. External networks stay.
     pub async fn down(&self) -> Result<(), NetworkError> {
         let mut st = self.state.lock().await;
+        let _record_lock = self.fresh(&mut st).await?;
         st.proxies.clear();
         st.reserved.clear();
         for (_, s) in std::mem::take(&mut st.dns) {

@@ -4,6 +4,13 @@
 //! so that a `down` run by another process (or after a crash) knows the
 //! bridges, endpoints and ports to remove, and a restarted watcher can serve
 //! DNS for the endpoints that are still there.
+//!
+//! Several stack processes change one project's record (the watcher
+//! restarting a container, `stack run -d` attaching a one-off while the
+//! watcher runs), each holding a copy in memory. A change is therefore a
+//! read-modify-write under [`lock`]: read the record again, change it, save
+//! it, and only then let the next process in; otherwise the last writer's
+//! older copy would drop the other's endpoints and address allocations.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -109,4 +116,27 @@ pub(crate) fn save(root: &Path, record: &NetworksRecord) -> Result<(), NetworkEr
     // harmless: the host objects carry their labels (interface alias, link
     // group, table name), and `down` removes by those too.
     crate::state::replace_file(&p, &bytes).map_err(NetworkError::io("write", &p))
+}
+
+/// Holds a project's network-record lock while alive (closing the file
+/// releases it, also when the process dies).
+pub(crate) struct RecordLock {
+    _file: fs::File,
+}
+
+/// Takes the lock on a project's network record, waiting for another
+/// process's change to finish. The lock file sits beside the project's
+/// state lock and, like it, stays.
+pub(crate) fn lock(root: &Path, project: &str) -> Result<RecordLock, NetworkError> {
+    let dir = root.join("projects").join(project);
+    fs::create_dir_all(&dir).map_err(NetworkError::io("create", &dir))?;
+    let p = dir.join("network.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(NetworkError::io("open", &p))?;
+    file.lock().map_err(NetworkError::io("lock", &p))?;
+    Ok(RecordLock { _file: file })
 }

@@ -667,16 +667,30 @@ impl Networks {
             }
         }
         crate::timing::mark(|| format!("network {key}: DNS stopped, endpoints gone"));
-        if !n.external {
-            self.host.delete_link_named(&n.bridge).await?;
+        // The kernel's deletion of a bridge and a run of `nft` each take
+        // milliseconds and do not depend on each other (rules name the
+        // bridge, not its link): both at once.
+        let mut without = st.record.clone();
+        without.networks.remove(key);
+        let delete = async {
+            match n.external {
+                true => Ok(()),
+                false => self.host.delete_link_named(&n.bridge).await,
+            }
+        };
+        let (deleted, synced) = futures::join!(delete, self.sync_rules(&without));
+        if let Err(e) = deleted {
+            // The network stays: so do its rules.
+            let rec = st.record.clone();
+            let _ = self.sync_rules(&rec).await;
+            return Err(e);
         }
-        crate::timing::mark(|| format!("network {key}: bridge deleted"));
+        crate::timing::mark(|| format!("network {key}: bridge deleted, rules synced"));
         self.registry.remove_network(key);
         st.bridge_index.remove(&n.bridge);
-        st.record.networks.remove(key);
+        st.record = without;
         self.save(&st.record)?;
-        let rec = st.record.clone();
-        self.sync_rules(&rec).await
+        synced
     }
 
     /// Attaches a container to a network: a veth pair with one end on the

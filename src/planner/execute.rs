@@ -3,7 +3,9 @@
 //! An operation starts as soon as every operation it waits for has
 //! finished, so independent work overlaps (pulls with network creation,
 //! unrelated services with each other) while a container still starts only
-//! after its dependencies are up. At most `parallelism` operations act on
+//! after its dependencies are up. When more are ready than may run, the
+//! ones with the longest chain of operations behind them go first (the
+//! critical path: the next stop of a dependency chain before removals). At most `parallelism` operations act on
 //! the host at once; `wait` operations (a dependency becoming healthy or
 //! completing) only poll, so they do not count against the bound. Every
 //! state change is reported to a [`Progress`] sink, which the CLI renders.

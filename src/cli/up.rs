@@ -638,11 +638,13 @@ fn watch_dir(root: &Path) -> PathBuf {
 
 /// `stack watch`: the detached watcher (hidden; `up -d` starts it).
 pub fn watcher(global: &Global, args: &UpArgs) -> ExitCode {
-    let dir = watch_dir(&global.root);
-    let lock = |name: &str| -> Result<Option<(File, PathBuf)>, Failure> {
+    let run = || -> Result<(), Failure> {
+        let opts = super::load_options(global, &args.services)?;
+        let project = spec::load(&opts)?;
+        let dir = watch_dir(&global.root);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join(format!("{name}.lock"));
+        let path = dir.join(format!("{}.lock", project.stack.name));
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -651,38 +653,11 @@ pub fn watcher(global: &Global, args: &UpArgs) -> ExitCode {
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         if file.try_lock().is_err() {
-            return Ok(None);
+            // Another watcher serves the project: nothing to do.
+            return Ok(());
         }
         file.set_len(0)?;
         writeln!(file, "{}", std::process::id())?;
-        Ok(Some((file, path)))
-    };
-    let run = || -> Result<(), Failure> {
-        // `up -d` names the project (`-p`) and waits for the lock: taken
-        // before the stack file is loaded, `up` returns that much sooner.
-        let early = match &global.project_name {
-            Some(name) => match lock(name)? {
-                Some(held) => Some((name.clone(), held)),
-                // Another watcher serves the project: nothing to do.
-                None => return Ok(()),
-            },
-            None => None,
-        };
-        let opts = super::load_options(global, &args.services)?;
-        let project = spec::load(&opts)?;
-        let (file, path) = match early {
-            Some((name, held)) if name == project.stack.name => held,
-            other => {
-                // The name given was not the project's own (normalised).
-                if let Some((_, (_, path))) = other {
-                    let _ = std::fs::remove_file(path);
-                }
-                match lock(&project.stack.name)? {
-                    Some(held) => held,
-                    None => return Ok(()),
-                }
-            }
-        };
         catch_signals()?;
         let result = tokio()?.block_on(watch_loop(global, args, &project.stack, &project.env));
         // Gone before the lock is released: whoever waits for us finds no file.

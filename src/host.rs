@@ -389,8 +389,8 @@ impl LinuxHost {
             let probing = self.probing.clone();
             let wake = wake.clone();
             tokio::task::spawn_blocking(move || {
-                let before = status_of(&runtime, &id, false).ok().flatten();
-                let after = status_of(&runtime, &id, true).ok().flatten();
+                let before = status_of(&runtime, &id, false, None).ok().flatten();
+                let after = status_of(&runtime, &id, true, None).ok().flatten();
                 probing
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -774,6 +774,7 @@ impl LinuxHost {
         let reference = spec.image_digest.clone().unwrap_or(spec.image.clone());
         let root = self.root.clone();
         let image = blocking(move || Ok(ImageStore::open(&root)?.get(&reference)?)).await?;
+        crate::timing::mark(|| format!("{id}: image read"));
         let mut rec = HostRecord {
             service: spec.service.clone(),
             image_digest: Some(image.id.clone()),
@@ -878,6 +879,7 @@ impl LinuxHost {
             let id = id.clone();
             blocking(move || Ok(runtime.create(&id, &config)?)).await?
         };
+        crate::timing::mark(|| format!("{id}: created"));
         let result = async {
             self.save_host_record(&id, &rec)?;
             self.wire(&id, created.pid, &rec).await
@@ -929,14 +931,17 @@ impl LinuxHost {
         }
         let runtime = self.runtime.clone();
         self.unwire(id).await?;
+        crate::timing::mark(|| format!("{id}: unwired"));
         // Started again, not recreated: the container keeps its writable
         // layer and its log across restarts, as with Docker.
         let created = {
             let id = id.to_string();
             blocking(move || Ok(runtime.start_again(&id)?)).await?
         };
+        crate::timing::mark(|| format!("{id}: created again"));
         let _ = std::fs::remove_file(self.runtime.dir(id).join("health.json"));
         self.wire(id, created.pid, &rec).await?;
+        crate::timing::mark(|| format!("{id}: wired"));
         let runtime = self.runtime.clone();
         let id = id.to_string();
         blocking(move || Ok(runtime.start(&id)?)).await
@@ -992,8 +997,10 @@ fn status_of(
     runtime: &container::Runtime,
     id: &str,
     probe_now: bool,
+    config: Option<&container::ContainerConfig>,
 ) -> Result<Option<Status>, HostError> {
-    let state = match runtime.state(id) {
+    let state = match config.map_or_else(|| runtime.state(id), |c| runtime.state_with_config(id, c))
+    {
         Ok(s) => s,
         Err(ContainerError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -1386,7 +1393,7 @@ impl Runtime for LinuxHost {
             if config.labels.get(labels::PROJECT).map(String::as_str) != Some(project) {
                 continue;
             }
-            let Some(status) = status_of(&self.runtime, &id, false)? else {
+            let Some(status) = status_of(&self.runtime, &id, false, Some(&config))? else {
                 continue;
             };
             let image = self.host_record(&id).ok().and_then(|r| r.image_digest);
@@ -1419,7 +1426,7 @@ impl Runtime for LinuxHost {
         // The probe blocks for a moment: off the async workers.
         let runtime = self.runtime.clone();
         let name = name.to_string();
-        Ok(blocking(move || status_of(&runtime, &name, true)).await?)
+        Ok(blocking(move || status_of(&runtime, &name, true, None)).await?)
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, BackendError> {

@@ -6,5 +6,6 @@ fn main() -> std::process::ExitCode {
     if let Some(code) = stack::runtime::shim::dispatch() {
         return std::process::ExitCode::from(code);
     }
+    stack::timing::mark(|| "main".into());
     stack::cli::main()
 }

@@ -214,6 +214,12 @@ services:
         eventually("app's pid", LIMIT, || p.pid(&app)),
         eventually("peer's pid", LIMIT, || p.pid(&peer)),
     );
+    // `up -d` returns once the watcher holds its lock, before its first
+    // round: the kill must come after that round, or the watcher never
+    // adopted anything (on a loaded machine the kill can win the race).
+    eventually("the first watcher's adoption", LIMIT, || {
+        of(&p, &app, "adopt").into_iter().next()
+    });
     let lock = p.root.join("run/watch").join(format!("{}.lock", p.name));
     let watcher: i64 = std::fs::read_to_string(&lock)
         .unwrap()

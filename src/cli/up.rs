@@ -20,7 +20,7 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, anyhow};
@@ -53,10 +53,45 @@ pub(super) static STOP: AtomicBool = AtomicBool::new(false);
 /// How many of those signals arrived: a foreground `up` kills on the second.
 pub(super) static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 
+/// The write end of the watcher's wake-up pipe (-1: none): a signal writes
+/// a byte there, so the watcher stops at once instead of at its next look
+/// at [`STOP`] (up to 50 ms later, which `down` and `up` would wait for).
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
 extern "C" fn on_signal(_: libc::c_int) {
-    // Only atomic operations: async-signal-safe.
+    // Only atomic operations and write(2): async-signal-safe.
     STOP.store(true, Ordering::Relaxed);
     SIGNALS.fetch_add(1, Ordering::Relaxed);
+    let fd = WAKE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = 1u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is one live
+        // byte on this stack; the descriptor stays open for the life of
+        // the process once published (see `wake_on_signal`).
+        unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+    }
+}
+
+/// Makes SIGTERM and SIGINT also wake `notify` (the watcher's wait), through
+/// a pipe that a thread reads: a signal handler may not touch a `Notify`.
+fn wake_on_signal(notify: std::sync::Arc<tokio::sync::Notify>) -> anyhow::Result<()> {
+    // Close-on-exec: the shims the watcher starts must not inherit it.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .context("cannot make the watcher's wake-up pipe")?;
+    std::thread::Builder::new()
+        .name("signal-wake".into())
+        .spawn(move || {
+            let mut f = File::from(read);
+            let mut byte = [0u8; 1];
+            while matches!(f.read(&mut byte), Ok(1)) {
+                notify.notify_one();
+            }
+        })
+        .context("cannot start the watcher's signal thread")?;
+    // Kept open until the process exits: the handler may write at any time.
+    let fd = std::os::fd::IntoRawFd::into_raw_fd(write);
+    WAKE_FD.store(fd, Ordering::Relaxed);
+    Ok(())
 }
 
 pub(super) fn catch_signals() -> anyhow::Result<()> {
@@ -165,6 +200,7 @@ pub(super) fn up_with(
         None
     };
     stop_watcher(&global.root, &stack.name)?;
+    crate::timing::mark(|| "watcher stopped".into());
     // The revision running now: brought back if this update fails.
     let previous = if restore {
         store
@@ -194,6 +230,7 @@ pub(super) fn up_with(
         )
         .await
         .map_err(anyhow::Error::from)?;
+        crate::timing::mark(|| "host opened".into());
         let outcome = apply_and_wait(&host, &store, stack, args, &*progress, &exec).await;
         let result = match outcome {
             Ok(plan) => {
@@ -229,6 +266,7 @@ pub(super) fn up_with(
             }
         };
         host.close().await;
+        crate::timing::mark(|| "host closed".into());
         result
     });
     let has_containers = Store::new(&global.root)
@@ -587,6 +625,11 @@ async fn watch_loop(
         &Event::now(&stack.name, "watcher-start").detail(format!("pid {}", std::process::id())),
     );
     let notify = wake.as_ref().map(|w| w.notify.clone());
+    if let Some(n) = &notify
+        && let Err(e) = wake_on_signal(n.clone())
+    {
+        eprintln!("watcher: {e:#}; it may take up to 50 ms to stop");
+    }
     let w = watch::Watch {
         host: &host,
         store: &store,
@@ -624,8 +667,10 @@ async fn watch_loop(
         reload,
     )
     .await;
+    crate::timing::mark(|| "watcher loop ended".into());
     let _ = log.append(&Event::now(&stack.name, "watcher-stop"));
     host.close().await;
+    crate::timing::mark(|| "watcher closed".into());
     Ok(())
 }
 
@@ -759,6 +804,7 @@ fn spawn_watcher(global: &Global, args: &UpArgs, project: &str) -> anyhow::Resul
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+    crate::timing::mark(|| "watcher started".into());
     eprintln!("{project}: watcher started (pid {})", child.id());
     Ok(())
 }
@@ -815,6 +861,7 @@ pub fn down(
     project: &str,
 ) -> Result<bool, Failure> {
     stop_watcher(&global.root, project)?;
+    crate::timing::mark(|| "watcher stopped".into());
     let store = Store::new(&global.root);
     let rt = tokio()?;
     // The images to remove with --rmi, known before the containers go.
@@ -854,6 +901,7 @@ pub fn down(
                     // Nothing of the project is left: its rules, links and
                     // network record go too (also what a crash left behind).
                     host.networks().down().await.map_err(anyhow::Error::from)?;
+                    crate::timing::mark(|| "networks down".into());
                     crate::network::forget(&global.root, project).map_err(anyhow::Error::from)?;
                     let _ =
                         std::fs::remove_file(super::rollback::revision_file(&global.root, project));

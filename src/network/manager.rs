@@ -241,6 +241,10 @@ pub struct Networks {
     registry: Registry,
     options: Options,
     state: Mutex<State>,
+    /// Set when this process removed the project's nftables rules and added
+    /// none since: `down` then need not run `nft` again (two more runs of
+    /// the binary, ~15 ms).
+    rules_removed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Networks {
@@ -334,6 +338,7 @@ impl Networks {
             host,
             registry,
             options,
+            rules_removed: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 record,
                 bridge_index: BTreeMap::new(),
@@ -500,6 +505,8 @@ impl Networks {
         let rules = self.rules(rec);
         let empty = rules.networks.is_empty() && rules.ports.is_empty();
         let project = self.project.clone();
+        use std::sync::atomic::Ordering;
+        self.rules_removed.store(false, Ordering::SeqCst);
         tokio::task::spawn_blocking(move || {
             if empty {
                 nft::remove(&project)
@@ -508,7 +515,9 @@ impl Networks {
             }
         })
         .await
-        .map_err(|e| NetworkError::Task(e.to_string()))?
+        .map_err(|e| NetworkError::Task(e.to_string()))??;
+        self.rules_removed.store(empty, Ordering::SeqCst);
+        Ok(())
     }
 
     fn save(&self, rec: &NetworksRecord) -> Result<(), NetworkError> {
@@ -736,15 +745,31 @@ impl Networks {
                     .retain(|p| !(p.container == e.container && p.dest == e.ip));
             }
         }
-        if !n.external {
-            self.host.delete_link_named(&n.bridge).await?;
+        crate::timing::mark(|| format!("network {key}: DNS stopped, endpoints gone"));
+        // The kernel's deletion of a bridge and a run of `nft` each take
+        // milliseconds and do not depend on each other (rules name the
+        // bridge, not its link): both at once.
+        let mut without = st.record.clone();
+        without.networks.remove(key);
+        let delete = async {
+            match n.external {
+                true => Ok(()),
+                false => self.host.delete_link_named(&n.bridge).await,
+            }
+        };
+        let (deleted, synced) = futures::join!(delete, self.sync_rules(&without));
+        if let Err(e) = deleted {
+            // The network stays: so do its rules.
+            let rec = st.record.clone();
+            let _ = self.sync_rules(&rec).await;
+            return Err(e);
         }
+        crate::timing::mark(|| format!("network {key}: bridge deleted, rules synced"));
         self.registry.remove_network(key);
         st.bridge_index.remove(&n.bridge);
-        st.record.networks.remove(key);
+        st.record = without;
         self.save(&st.record)?;
-        let rec = st.record.clone();
-        self.sync_rules(&rec).await
+        synced
     }
 
     /// Attaches a container to a network: a veth pair with one end on the
@@ -1230,10 +1255,16 @@ impl Networks {
                 self.host.delete_link(index).await?;
             }
         }
-        let project = self.project.clone();
-        tokio::task::spawn_blocking(move || nft::remove(&project))
-            .await
-            .map_err(|e| NetworkError::Task(e.to_string()))??;
+        // Rules are only written under the state lock, which is held: a
+        // removal this process did is still true.
+        if !self.rules_removed.load(std::sync::atomic::Ordering::SeqCst) {
+            let project = self.project.clone();
+            tokio::task::spawn_blocking(move || nft::remove(&project))
+                .await
+                .map_err(|e| NetworkError::Task(e.to_string()))??;
+            self.rules_removed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         for key in st.record.networks.keys() {
             self.registry.remove_network(key);
         }

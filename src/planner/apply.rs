@@ -81,11 +81,14 @@ pub async fn up_supervised<H: Host>(
     supervise: impl FnOnce(&Observed) -> Option<Supervision>,
 ) -> Result<(Plan, Outcome), ApplyError> {
     let (record, mut observed) = observe_locked(host, lock, Some(stack)).await?;
+    crate::timing::mark(|| "observed".into());
     observed.supervision = supervise(&observed);
     let plan = plan_up(stack, &observed, opts)?;
+    crate::timing::mark(|| format!("planned {} operations", plan.ops.len()));
     let made: Vec<&ContainerSpec> = plan.specs.containers.values().collect();
     host.prepare(&made).await.map_err(ApplyError::Refused)?;
     let mut outcome = execute(&plan, host, record, lock, progress, exec).await?;
+    crate::timing::mark(|| "executed".into());
     if !stack.files.is_empty() && outcome.record.config_files != stack.files {
         outcome.record.config_files = stack.files.clone();
         lock.write(&outcome.record)?;
@@ -109,8 +112,11 @@ pub async fn down<H: Host>(
     exec: &ExecOptions,
 ) -> Result<(Plan, Outcome), ApplyError> {
     let (record, observed) = observe_locked(host, lock, stack).await?;
+    crate::timing::mark(|| "observed".into());
     let plan = plan_down(stack, &observed, opts)?;
+    crate::timing::mark(|| format!("planned {} operations", plan.ops.len()));
     let outcome = execute(&plan, host, record, lock, progress, exec).await?;
+    crate::timing::mark(|| "executed".into());
     let left = &outcome.record;
     if left.containers.is_empty() && left.networks.is_empty() && left.volumes.is_empty() {
         lock.forget()?;

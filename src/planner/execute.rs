@@ -3,7 +3,9 @@
 //! An operation starts as soon as every operation it waits for has
 //! finished, so independent work overlaps (pulls with network creation,
 //! unrelated services with each other) while a container still starts only
-//! after its dependencies are up. At most `parallelism` operations act on
+//! after its dependencies are up. When more are ready than may run, the
+//! ones with the longest chain of operations behind them go first (the
+//! critical path: the next stop of a dependency chain before removals). At most `parallelism` operations act on
 //! the host at once; `wait` operations (a dependency becoming healthy or
 //! completing) only poll, so they do not count against the bound. Every
 //! state change is reported to a [`Progress`] sink, which the CLI renders.
@@ -229,7 +231,24 @@ pub async fn execute<H: Host>(
             }
         }
     }
-    let mut ready: BTreeSet<usize> = (0..total).filter(|&i| pending[i] == 0).collect();
+    // Of the operations ready to run, those with the longest chain of
+    // operations waiting behind them go first: with the parallelism bound
+    // full of slow removals (or creations), the next stop (or start) of a
+    // dependency chain would otherwise wait for a free slot while the
+    // whole chain waits for it. Operations come after those they wait for,
+    // so one pass from the end computes each chain's length.
+    let mut chain = vec![0usize; total];
+    for id in (0..total).rev() {
+        chain[id] = 1 + dependents[id]
+            .iter()
+            .filter(|&&d| d > id)
+            .map(|&d| chain[d])
+            .max()
+            .unwrap_or(0);
+    }
+    let key = |id: usize| (std::cmp::Reverse(chain[id]), id);
+    let mut ready: BTreeSet<(std::cmp::Reverse<usize>, usize)> =
+        (0..total).filter(|&i| pending[i] == 0).map(key).collect();
     let mut running: Vec<(usize, OpFuture<'_>)> = Vec::new();
     let mut acting = 0usize;
     let mut done = Vec::new();
@@ -237,10 +256,10 @@ pub async fn execute<H: Host>(
     let mut failure: Option<(usize, String)> = None;
     loop {
         if failure.is_none() {
-            let startable: Vec<usize> = ready
+            let startable: Vec<(std::cmp::Reverse<usize>, usize)> = ready
                 .iter()
                 .copied()
-                .filter(|&id| {
+                .filter(|&(_, id)| {
                     let waits = plan.ops[id].action == Action::Wait;
                     if waits {
                         return true;
@@ -252,10 +271,11 @@ pub async fn execute<H: Host>(
                     false
                 })
                 .collect();
-            for id in startable {
-                ready.remove(&id);
+            for (chain, id) in startable {
+                ready.remove(&(chain, id));
                 let op = &plan.ops[id];
                 progress.update(op, &OpState::Running);
+                crate::timing::mark(|| format!("begin {}", op.text()));
                 running.push((id, Box::pin(ctx.run(op))));
             }
         }
@@ -273,6 +293,7 @@ pub async fn execute<H: Host>(
         .await;
         drop(running.swap_remove(index));
         let op = &plan.ops[id];
+        crate::timing::mark(|| format!("end {}", op.text()));
         if op.action != Action::Wait {
             acting -= 1;
         }
@@ -289,7 +310,7 @@ pub async fn execute<H: Host>(
                 for &next in &dependents[id] {
                     pending[next] -= 1;
                     if pending[next] == 0 {
-                        ready.insert(next);
+                        ready.insert(key(next));
                     }
                 }
             }

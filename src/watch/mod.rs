@@ -177,7 +177,9 @@ impl<H: Host> Watch<'_, H> {
                     }
                 }
             }
+            crate::timing::mark(|| "watch round begins".into());
             let (result, events) = round(self.host, self.store, &stack, self.opts, &mut sup).await;
+            crate::timing::mark(|| "watch round ends".into());
             self.emit(&events, &report);
             match result {
                 Ok(Round::Done(ops)) if !ops.is_empty() => report(&ops.join("; ")),

@@ -88,6 +88,18 @@ pub enum Hierarchy {
 }
 
 impl Hierarchy {
+    /// The layout of this host, read once per process: cgroup file systems
+    /// are mounted at boot, and reading and parsing mountinfo for every
+    /// container's state (observe of a stack, each watcher round) showed.
+    pub fn cached() -> Result<Hierarchy, CgroupError> {
+        static CACHE: std::sync::OnceLock<Hierarchy> = std::sync::OnceLock::new();
+        if let Some(h) = CACHE.get() {
+            return Ok(h.clone());
+        }
+        let h = Hierarchy::detect()?;
+        Ok(CACHE.get_or_init(|| h).clone())
+    }
+
     /// Detects the layout of this host.
     pub fn detect() -> Result<Hierarchy, CgroupError> {
         let text = std::fs::read_to_string("/proc/self/mountinfo")

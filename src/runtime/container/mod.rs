@@ -552,6 +552,24 @@ impl Runtime {
 
     /// The container's state, liveness checked.
     pub fn state(&self, id: &str) -> Result<State, ContainerError> {
+        self.state_of(id, None)
+    }
+
+    /// [`Runtime::state`] for a caller that has read the container's
+    /// configuration already (spares parsing it again).
+    pub fn state_with_config(
+        &self,
+        id: &str,
+        config: &ContainerConfig,
+    ) -> Result<State, ContainerError> {
+        self.state_of(id, Some(config))
+    }
+
+    fn state_of(
+        &self,
+        id: &str,
+        config: Option<&ContainerConfig>,
+    ) -> Result<State, ContainerError> {
         let path = self.dir(id).join("state.json");
         if !path.exists() {
             return Err(ContainerError::NotFound(id.to_string()));
@@ -567,7 +585,7 @@ impl Runtime {
                 s.status = Status::Dead;
             }
         }
-        if s.status == Status::Running && self.frozen(id).unwrap_or(false) {
+        if s.status == Status::Running && self.frozen(id, config).unwrap_or(false) {
             s.status = Status::Paused;
         }
         Ok(s)
@@ -585,11 +603,14 @@ impl Runtime {
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Ok(Cgroup::new(Hierarchy::detect()?, &path, &limits)?)
+        Ok(Cgroup::new(Hierarchy::cached()?, &path, &limits)?)
     }
 
-    fn frozen(&self, id: &str) -> Result<bool, ContainerError> {
-        let cg = self.cgroup(&self.config(id)?)?;
+    fn frozen(&self, id: &str, config: Option<&ContainerConfig>) -> Result<bool, ContainerError> {
+        let cg = match config {
+            Some(c) => self.cgroup(c)?,
+            None => self.cgroup(&self.config(id)?)?,
+        };
         Ok(cg.dirs().iter().any(|d| {
             std::fs::read_to_string(d.join("freezer.state"))
                 .map(|s| s.trim() == "FROZEN")
@@ -608,7 +629,7 @@ impl Runtime {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
             cg.freeze(&Linux, true)?;
-            if self.frozen(id)? {
+            if self.frozen(id, None)? {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {

@@ -13,5 +13,6 @@ pub mod planner;
 pub mod runtime;
 pub mod spec;
 pub mod state;
+pub mod time;
 pub mod volumes;
 pub mod watch;

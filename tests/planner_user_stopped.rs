@@ -10,21 +10,12 @@ use stack::planner::Status;
 use stack::planner::execute::describe;
 use stack::planner::fake::Sandbox;
 use stack::planner::plan::{Plan, UpOptions};
-use stack::spec::{self, Stack};
+use stack::spec::Stack;
 
-const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+#[path = "support/planner.rs"]
+mod support;
 
-fn load(yaml: &str) -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
-    let opts = spec::Options {
-        files: vec![dir.path().join("compose.yaml")],
-        project_name: Some("p".into()),
-        working_dir: dir.path().to_path_buf(),
-        ..spec::Options::default()
-    };
-    spec::load(&opts).unwrap().stack
-}
+use support::{A, load};
 
 fn ops(plan: &Plan) -> Vec<String> {
     plan.ops.iter().map(describe).collect()

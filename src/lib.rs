@@ -13,6 +13,7 @@ pub mod planner;
 pub mod runtime;
 pub mod spec;
 pub mod state;
+pub mod time;
 pub mod timing;
 pub mod volumes;
 pub mod watch;

@@ -5,37 +5,19 @@
 //! reasons and diffs, and what the host and the state record hold after.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use stack::planner::execute::describe;
 use stack::planner::fake::{Sandbox, SandboxError};
 use stack::planner::plan::{Action, DownOptions, Plan, UpOptions};
 use stack::planner::{PlanError, Status};
-use stack::spec::{self, Stack};
 
-const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+#[path = "support/planner.rs"]
+mod support;
+
+use support::{A, load, load_in};
+
 const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
-/// Loads `yaml` as project `p` from `dir`.
-fn load_in(dir: &Path, yaml: &str) -> Stack {
-    std::fs::write(dir.join("compose.yaml"), yaml).unwrap();
-    let opts = spec::Options {
-        files: vec![dir.join("compose.yaml")],
-        project_name: Some("p".into()),
-        working_dir: dir.to_path_buf(),
-        ..spec::Options::default()
-    };
-    match spec::load(&opts) {
-        Ok(project) => project.stack,
-        Err(d) => panic!("{d}"),
-    }
-}
-
-fn load(yaml: &str) -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    load_in(dir.path(), yaml)
-}
 
 /// A sandbox whose registry has busybox, alpine and redis.
 fn sandbox() -> Sandbox {

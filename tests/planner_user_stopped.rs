@@ -10,21 +10,12 @@ use stack::planner::Status;
 use stack::planner::execute::describe;
 use stack::planner::fake::Sandbox;
 use stack::planner::plan::{Plan, UpOptions};
-use stack::spec::{self, Stack};
+use stack::spec::Stack;
 
-const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+#[path = "support/planner.rs"]
+mod support;
 
-fn load(yaml: &str) -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
-    let opts = spec::Options {
-        files: vec![dir.path().join("compose.yaml")],
-        project_name: Some("p".into()),
-        working_dir: dir.path().to_path_buf(),
-        ..spec::Options::default()
-    };
-    spec::load(&opts).unwrap().stack
-}
+use support::{A, load};
 
 fn ops(plan: &Plan) -> Vec<String> {
     plan.ops.iter().map(describe).collect()
@@ -47,6 +38,13 @@ fn watcher() -> UpOptions {
     }
 }
 
+/// As `stack stop NAME` leaves it: marked in the record, then exited
+/// with `code`.
+fn user_stopped(sb: &mut Sandbox, name: &str, code: i64) {
+    sb.record.containers.get_mut(name).unwrap().stopped_by_user = true;
+    sb.host.set_status(name, Status::Exited { code });
+}
+
 async fn running_stack() -> (Sandbox, Stack) {
     let stack = load(STACK);
     let mut sb = Sandbox::new();
@@ -59,12 +57,7 @@ async fn running_stack() -> (Sandbox, Stack) {
 async fn the_watcher_leaves_a_container_the_user_stopped() {
     let (mut sb, stack) = running_stack().await;
     // `stack stop web`: marked in the record, then stopped.
-    sb.record
-        .containers
-        .get_mut("p-web-1")
-        .unwrap()
-        .stopped_by_user = true;
-    sb.host.set_status("p-web-1", Status::Exited { code: 143 });
+    user_stopped(&mut sb, "p-web-1", 143);
     let (plan, _) = sb.up(&stack, &watcher()).await.unwrap();
     assert!(plan.is_empty(), "{:?}", ops(&plan));
     assert_eq!(
@@ -80,12 +73,7 @@ async fn the_watcher_leaves_a_container_the_user_stopped() {
 #[tokio::test]
 async fn up_starts_what_the_user_stopped_and_clears_the_mark() {
     let (mut sb, stack) = running_stack().await;
-    sb.record
-        .containers
-        .get_mut("p-web-1")
-        .unwrap()
-        .stopped_by_user = true;
-    sb.host.set_status("p-web-1", Status::Exited { code: 137 });
+    user_stopped(&mut sb, "p-web-1", 137);
     let (plan, _) = sb.up(&stack, &UpOptions::default()).await.unwrap();
     assert_eq!(ops(&plan), ["start container p-web-1"]);
     assert!(!sb.record.containers["p-web-1"].stopped_by_user);
@@ -99,12 +87,7 @@ async fn up_starts_what_the_user_stopped_and_clears_the_mark() {
 #[tokio::test]
 async fn a_recreated_container_forgets_the_mark() {
     let (mut sb, _) = running_stack().await;
-    sb.record
-        .containers
-        .get_mut("p-web-1")
-        .unwrap()
-        .stopped_by_user = true;
-    sb.host.set_status("p-web-1", Status::Exited { code: 143 });
+    user_stopped(&mut sb, "p-web-1", 143);
     let changed = load(&STACK.replace(
         "restart: always\n  db",
         "restart: always\n    environment: {A: '1'}\n  db",

@@ -22,6 +22,11 @@ fn text(o: &std::process::Output) -> (String, String) {
     )
 }
 
+/// `stack ARGS sh -c SCRIPT` (`exec` or `run` and their flags in `args`).
+fn sh(p: &Project, args: &[&str], script: &str) -> std::process::Output {
+    p.run(&[args, &["sh", "-c", script]].concat())
+}
+
 /// Container directories under the state root whose name contains `part`.
 fn containers_named(p: &Project, part: &str) -> Vec<String> {
     std::fs::read_dir(p.root.join("containers"))
@@ -58,43 +63,22 @@ services:
 
     // Its files, environment and working directory.
     let out = eventually("exec sees the file the command made", LONG, || {
-        let o = p.run(&[
-            "exec",
-            "-T",
-            "app",
-            "sh",
-            "-c",
-            "cat made; echo $GREETING; pwd",
-        ]);
+        let o = sh(&p, &["exec", "-T", "app"], "cat made; echo $GREETING; pwd");
         o.status.success().then(|| text(&o).0)
     });
     assert_eq!(out, "from-the-container\nhello-env\n/srv\n");
     // The exit code, passed through.
-    let o = p.run(&[
-        "exec",
-        "-T",
-        "app",
-        "sh",
-        "-c",
-        "echo out; echo err >&2; exit 5",
-    ]);
+    let o = sh(&p, &["exec", "-T", "app"], "echo out; echo err >&2; exit 5");
     assert_eq!(o.status.code(), Some(5));
     assert_eq!(text(&o), ("out\n".into(), "err\n".into()));
     // -u, -e, -w.
-    let o = p.run(&[
-        "exec",
-        "-T",
-        "-u",
-        "nobody",
-        "-e",
-        "X=1",
-        "-w",
-        "/tmp",
-        "app",
-        "sh",
-        "-c",
+    let o = sh(
+        &p,
+        &[
+            "exec", "-T", "-u", "nobody", "-e", "X=1", "-w", "/tmp", "app",
+        ],
         "id -u; echo $X; pwd",
-    ]);
+    );
     assert_eq!(text(&o).0, "65534\n1\n/tmp\n");
     // A command that does not exist: 127, as docker says.
     assert_eq!(
@@ -214,15 +198,11 @@ services:
     let o = p.run_with_stdin(&["run", "--rm", "-T", "web", "cat"], b"hi\n");
     assert_eq!(text(&o), ("hi\n".into(), String::new()), "{:?}", o.status);
     assert_eq!(o.status.code(), Some(0));
-    let o = p.run(&[
-        "run",
-        "--rm",
-        "-T",
-        "web",
-        "sh",
-        "-c",
+    let o = sh(
+        &p,
+        &["run", "--rm", "-T", "web"],
         "echo $FROM_FILE; echo to-err >&2; exit 7",
-    ]);
+    );
     assert_eq!(o.status.code(), Some(7));
     assert_eq!(text(&o), ("yes-from-file\n".into(), "to-err\n".into()));
     let o = p.run(&[
@@ -243,17 +223,11 @@ services:
     assert_eq!(text(&o).0, "over /tmp 65534\n", "{:?}", text(&o));
     // -v: a bind mount of the project's directory.
     std::fs::create_dir_all(p.dir().join("data")).unwrap();
-    let o = p.run(&[
-        "run",
-        "--rm",
-        "-T",
-        "-v",
-        "./data:/data",
-        "web",
-        "sh",
-        "-c",
+    let o = sh(
+        &p,
+        &["run", "--rm", "-T", "-v", "./data:/data", "web"],
         "echo written > /data/out",
-    ]);
+    );
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     assert_eq!(
         std::fs::read_to_string(p.dir().join("data/out")).unwrap(),

@@ -3,34 +3,16 @@
 //! ([`Supervision`]) and decides per policy, restarts unhealthy containers
 //! and their `restart: true` dependents, and reattaches broken links.
 
-use std::path::Path;
-
 use stack::planner::fake::Sandbox;
 use stack::planner::observe;
 use stack::planner::plan::{Action, Plan, UpOptions, plan_up};
 use stack::planner::{Status, Supervision};
-use stack::spec::{self, Stack};
+use stack::spec::Stack;
 
-const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+#[path = "support/planner.rs"]
+mod support;
 
-fn load_in(dir: &Path, yaml: &str) -> Stack {
-    std::fs::write(dir.join("compose.yaml"), yaml).unwrap();
-    let opts = spec::Options {
-        files: vec![dir.join("compose.yaml")],
-        project_name: Some("p".into()),
-        working_dir: dir.to_path_buf(),
-        ..spec::Options::default()
-    };
-    match spec::load(&opts) {
-        Ok(project) => project.stack,
-        Err(d) => panic!("{d}"),
-    }
-}
-
-fn load(yaml: &str) -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    load_in(dir.path(), yaml)
-}
+use support::{A, load};
 
 async fn sandbox_up(stack: &Stack) -> Sandbox {
     let mut sb = Sandbox::new();

@@ -28,6 +28,19 @@ fn of(p: &Project, container: &str, action: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Waits (up to `limit`) for the first event of `container` with `action`.
+fn first(p: &Project, what: &str, container: &str, action: &str, limit: Duration) -> Value {
+    eventually(what, limit, || of(p, container, action).into_iter().next())
+}
+
+/// Checks that event `e`'s detail mentions `words`.
+fn says(e: &Value, words: &str) {
+    assert!(
+        e["detail"].as_str().is_some_and(|d| d.contains(words)),
+        "{e}"
+    );
+}
+
 /// The restart record's entry for `container`.
 fn restarts(p: &Project, container: &str) -> Value {
     let path = p
@@ -81,17 +94,10 @@ services:
         p.pid(&app).filter(|p| *p != before)
     });
     assert_ne!(before, after);
-    let die = eventually("the death in events", LIMIT, || {
-        of(&p, &app, "die").into_iter().next()
-    });
+    let die = first(&p, "the death in events", &app, "die", LIMIT);
     assert_eq!(die["exit_code"], 137, "{die}");
-    let restart = eventually("the restart in events", LIMIT, || {
-        of(&p, &app, "restart").into_iter().next()
-    });
-    assert!(
-        restart["detail"].as_str().unwrap().contains("killed"),
-        "{restart}"
-    );
+    let restart = first(&p, "the restart in events", &app, "restart", LIMIT);
+    says(&restart, "killed");
     let r = restarts(&p, &app);
     assert_eq!(r["count"], 1, "{r}");
     assert_eq!(r["gave_up"], false, "{r}");
@@ -126,27 +132,14 @@ services:
     let done = p.container("done", 1);
     // Restarted twice, then left: the decision is an event of its own,
     // written in the same round as the death that led to it.
-    let kept = eventually("failing left stopped", LIMIT, || {
-        of(&p, &failing, "no-restart").into_iter().next()
-    });
-    assert!(
-        kept["detail"]
-            .as_str()
-            .unwrap()
-            .contains("after 2 restarts"),
-        "{kept}"
-    );
+    let kept = first(&p, "failing left stopped", &failing, "no-restart", LIMIT);
+    says(&kept, "after 2 restarts");
     assert_eq!(of(&p, &failing, "restart").len(), 2, "{:?}", events(&p));
     assert_eq!(restarts(&p, &failing)["count"], 2);
     assert_eq!(state(&p, &failing)["status"], "exited");
     // Exit 0 under on-failure: never restarted.
-    let kept = eventually("done left stopped", LIMIT, || {
-        of(&p, &done, "no-restart").into_iter().next()
-    });
-    assert!(
-        kept["detail"].as_str().unwrap().contains("code 0"),
-        "{kept}"
-    );
+    let kept = first(&p, "done left stopped", &done, "no-restart", LIMIT);
+    says(&kept, "code 0");
     assert!(of(&p, &done, "restart").is_empty());
     assert_eq!(state(&p, &done)["status"], "exited");
 }
@@ -169,16 +162,14 @@ services:
     );
     p.ok(&["up", "-d"]);
     let c = p.container("loop", 1);
-    let flap = eventually("the flap limit", Duration::from_secs(60), || {
-        of(&p, &c, "flap-limit").into_iter().next()
-    });
-    assert!(
-        flap["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not restarted any more"),
-        "{flap}"
+    let flap = first(
+        &p,
+        "the flap limit",
+        &c,
+        "flap-limit",
+        Duration::from_secs(60),
     );
+    says(&flap, "not restarted any more");
     assert_eq!(restarts(&p, &c)["gave_up"], true);
     let count = of(&p, &c, "restart").len();
     assert!(count >= 5, "restarted {count} times first");
@@ -244,10 +235,7 @@ services:
     let adopt = eventually("the adoption in events", LIMIT, || {
         of(&p, &app, "adopt").into_iter().nth(1)
     });
-    assert!(
-        adopt["detail"].as_str().unwrap().contains("kept"),
-        "{adopt}"
-    );
+    says(&adopt, "kept");
     // The new watcher restarts what dies.
     kill(pids.0, libc::SIGKILL);
     eventually("app restarted by the new watcher", LIMIT, || {
@@ -319,16 +307,8 @@ fn a_deleted_veth_is_made_again_and_the_container_answers() {
     eventually("web's veth again", LIMIT, || link_with_alias(&alias));
     eventually("web reachable again", LIMIT, || client_reaches_web(&p));
     assert_eq!(p.pid(&web), Some(pid), "repaired without a restart");
-    let repair = eventually("the repair in events", LIMIT, || {
-        of(&p, &web, "drift-repair").into_iter().next()
-    });
-    assert!(
-        repair["detail"]
-            .as_str()
-            .unwrap()
-            .contains("attached again"),
-        "{repair}"
-    );
+    let repair = first(&p, "the repair in events", &web, "drift-repair", LIMIT);
+    says(&repair, "attached again");
 }
 
 #[test]
@@ -400,25 +380,15 @@ services:
     // The check starts failing.
     let o = p.exec(&db, &["rm", "/tmp/ok"]);
     assert!(o.status.success(), "{o:?}");
-    let restart = eventually("db restarted", LIMIT, || {
-        of(&p, &db, "restart").into_iter().next()
-    });
-    assert!(
-        restart["detail"].as_str().unwrap().contains("unhealthy"),
-        "{restart}"
-    );
+    let restart = first(&p, "db restarted", &db, "restart", LIMIT);
+    says(&restart, "unhealthy");
     assert!(
         of(&p, &db, "health_status")
             .iter()
             .any(|e| e["detail"] == "unhealthy")
     );
-    let dependent = eventually("app restarted", LIMIT, || {
-        of(&p, &app, "restart").into_iter().next()
-    });
-    assert!(
-        dependent["detail"].as_str().unwrap().contains("dependency"),
-        "{dependent}"
-    );
+    let dependent = first(&p, "app restarted", &app, "restart", LIMIT);
+    says(&dependent, "dependency");
     let new_db = eventually("db running again", LIMIT, || {
         p.pid(&db).filter(|x| *x != pids.0)
     });
@@ -450,10 +420,7 @@ services:
     let reload = eventually("the reload in events", LIMIT, || {
         events(&p).into_iter().find(|e| e["action"] == "reload")
     });
-    assert!(
-        reload["detail"].as_str().unwrap().contains("changed"),
-        "{reload}"
-    );
+    says(&reload, "changed");
     eventually("app recreated with the new environment", LIMIT, || {
         let pid = p.pid(&app).filter(|x| *x != before)?;
         let o = p.exec(&app, &["sh", "-c", "echo $COLOUR"]);
@@ -492,13 +459,14 @@ fn a_container_deleted_or_stopped_by_hand_comes_back_with_the_reason_in_events()
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}");
-    let repair = eventually("the deleted container made again", LIMIT, || {
-        of(&p, &client, "drift-repair").into_iter().next()
-    });
-    assert!(
-        repair["detail"].as_str().unwrap().contains("deleted"),
-        "{repair}"
+    let repair = first(
+        &p,
+        "the deleted container made again",
+        &client,
+        "drift-repair",
+        LIMIT,
     );
+    says(&repair, "deleted");
     eventually("client runs again", LIMIT, || p.pid(&client));
     eventually("web reachable again", LIMIT, || client_reaches_web(&p));
     // Stopped by hand with the runtime (not with `stack stop`): restarted,
@@ -511,20 +479,10 @@ fn a_container_deleted_or_stopped_by_hand_comes_back_with_the_reason_in_events()
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}");
-    let die = eventually("web's death", LIMIT, || {
-        of(&p, &web, "die").into_iter().next()
-    });
+    let die = first(&p, "web's death", &web, "die", LIMIT);
     assert!(die["exit_code"].as_i64().is_some(), "{die}");
-    let restart = eventually("web restarted", LIMIT, || {
-        of(&p, &web, "restart").into_iter().next()
-    });
-    assert!(
-        restart["detail"]
-            .as_str()
-            .unwrap()
-            .contains("restart: always"),
-        "{restart}"
-    );
+    let restart = first(&p, "web restarted", &web, "restart", LIMIT);
+    says(&restart, "restart: always");
     eventually("web runs again", LIMIT, || {
         p.pid(&web).filter(|x| *x != before)
     });

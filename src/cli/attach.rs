@@ -22,6 +22,15 @@ use crate::runtime::shim::attach::{self, frame, take_frame};
 use crate::runtime::shim::exec::{RawMode, window_size};
 use crate::runtime::shim::parse_exit_line;
 
+/// The signals that would end us, which the attached process (or the exec
+/// helper) should get instead: `Ctrl-C`, `Ctrl-\`, `kill` and a closed terminal.
+pub const TERMINATING: [nix::sys::signal::Signal; 4] = [
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGHUP,
+    nix::sys::signal::Signal::SIGQUIT,
+];
+
 /// The last terminating signal we received, to forward.
 static PENDING: AtomicI32 = AtomicI32::new(0);
 
@@ -31,18 +40,13 @@ extern "C" fn on_signal(sig: libc::c_int) {
 }
 
 fn catch_signals() {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    for s in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-    ] {
+    for s in TERMINATING {
         // SAFETY: the handler only stores to an atomic.
         let _ = unsafe { sigaction(s, &action) };
     }

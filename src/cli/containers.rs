@@ -103,6 +103,24 @@ pub async fn open_host(global: &Global, scope: &Scope) -> Result<LinuxHost, Fail
     .map_err(anyhow::Error::from)?)
 }
 
+/// The project's containers of `services` (one-offs too) and the runtime
+/// that runs them, for commands that then read each container's cgroup or
+/// /proc directly (`stats`, `top`) and need no async host after that.
+pub fn with_runtime(
+    global: &Global,
+    services: &[String],
+) -> Result<(Vec<Container>, crate::runtime::container::Runtime), Failure> {
+    let scope = scope(global)?;
+    let rt = tokio()?;
+    rt.block_on(async {
+        let host = open_host(global, &scope).await?;
+        let list = containers(&host, &scope, services, true).await;
+        let runtime = host.runtime().clone();
+        host.close().await;
+        Ok((list?, runtime))
+    })
+}
+
 /// The project's containers of `services` (all when empty), dependencies
 /// first, then by replica. One-off containers only with `one_off`.
 /// Naming a service the project does not have is an error.

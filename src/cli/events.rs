@@ -6,72 +6,14 @@
 //! `--until` or `--no-follow` print and exit instead.
 
 use std::io::{Read as _, Seek as _, Write as _};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 
 use super::Failure;
 use super::args::{EventsArgs, Global};
 use crate::spec;
 use crate::state::events::{Event, EventLog, parse_lines};
-
-/// A time given on the command line, as milliseconds since the epoch.
-fn parse_time(text: &str, now_ms: u64) -> anyhow::Result<u64> {
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(secs * 1000);
-    }
-    let unit = |s: &str| -> Option<u64> {
-        let (n, mult) = if let Some(n) = s.strip_suffix("ms") {
-            (n, 1)
-        } else if let Some(n) = s.strip_suffix('s') {
-            (n, 1000)
-        } else if let Some(n) = s.strip_suffix('m') {
-            (n, 60_000)
-        } else if let Some(n) = s.strip_suffix('h') {
-            (n, 3_600_000)
-        } else if let Some(n) = s.strip_suffix('d') {
-            (n, 86_400_000)
-        } else {
-            return None;
-        };
-        n.parse::<u64>().ok().map(|n| n * mult)
-    };
-    if let Some(ago) = unit(t) {
-        return Ok(now_ms.saturating_sub(ago));
-    }
-    rfc3339(t).ok_or_else(|| {
-        anyhow!("`{t}` is not a time: give RFC 3339 (2026-11-25T21:00:00Z), Unix seconds, or a duration ago such as 10m")
-    })
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` (UTC only) as milliseconds since the epoch.
-fn rfc3339(t: &str) -> Option<u64> {
-    let t = t.strip_suffix('Z').or_else(|| t.strip_suffix("+00:00"))?;
-    let (date, time) = t.split_once(['T', ' '])?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut h = hms.split(':').map(|p| p.parse::<u64>().ok());
-    let (hh, mm, ss) = (h.next()??, h.next()??, h.next()??);
-    let ms: u64 = format!("{frac:0<3}")[..3].parse().ok()?;
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
-    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000) + ms)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// Runs `stack events`.
 pub fn run(global: &Global, args: &EventsArgs) -> Result<(), Failure> {
@@ -82,17 +24,14 @@ pub fn run(global: &Global, args: &EventsArgs) -> Result<(), Failure> {
             spec::load(&opts)?.stack.name
         }
     };
-    let now = now_ms();
-    let since = args
-        .since
-        .as_deref()
-        .map(|t| parse_time(t, now))
-        .transpose()?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|t| parse_time(t, now))
-        .transpose()?;
+    let now = SystemTime::now();
+    let time = |t: &str| {
+        crate::time::parse_since(t, now)
+            .map(crate::time::millis)
+            .map_err(anyhow::Error::from)
+    };
+    let since = args.since.as_deref().map(time).transpose()?;
+    let until = args.until.as_deref().map(time).transpose()?;
     let wanted = |e: &Event| {
         since.is_none_or(|s| e.time >= s)
             && until.is_none_or(|u| e.time <= u)
@@ -150,27 +89,5 @@ pub fn run(global: &Global, args: &EventsArgs) -> Result<(), Failure> {
         for e in parse_lines(&whole).filter(|e| wanted(e)) {
             print(&e).context("cannot write the events")?;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse_in_every_form() {
-        let now = 1_764_107_481_000;
-        assert_eq!(parse_time("1764107481", now).unwrap(), now);
-        assert_eq!(parse_time("10m", now).unwrap(), now - 600_000);
-        assert_eq!(parse_time("2025-11-25T21:51:21Z", now).unwrap(), now);
-        assert_eq!(
-            parse_time("2025-11-25T21:51:21.5Z", now).unwrap(),
-            now + 500
-        );
-        assert_eq!(
-            crate::state::events::format_time(parse_time("2000-02-29T00:00:00Z", 0).unwrap()),
-            "2000-02-29T00:00:00.000Z"
-        );
-        assert!(parse_time("yesterday", now).is_err());
     }
 }

@@ -43,19 +43,14 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
 /// the command (a handler, not SIG_IGN, which the helper would inherit),
 /// noting those to pass on to it.
 pub fn shield_signals() {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
     // No SA_RESTART: a signal interrupts the wait, so it is passed on at once.
     let action = SigAction::new(
         SigHandler::SigAction(on_signal),
         SaFlags::SA_SIGINFO,
         SigSet::empty(),
     );
-    for s in [
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-    ] {
+    for s in super::attach::TERMINATING {
         // SAFETY: the handler only reads its siginfo and stores to an atomic.
         let _ = unsafe { sigaction(s, &action) };
     }

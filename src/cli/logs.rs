@@ -150,7 +150,7 @@ impl Printer {
             }
         }
         if self.style.timestamps {
-            out.push_str(&records::format_time(
+            out.push_str(&crate::time::rfc3339_nanos(
                 UNIX_EPOCH + Duration::from_nanos(entry.time_nanos.min(u64::MAX as u128) as u64),
             ));
             out.push(' ');
@@ -223,74 +223,6 @@ pub fn parse_tail(text: &str) -> Result<Option<usize>, String> {
     text.parse()
         .map(Some)
         .map_err(|_| format!("--tail `{text}` is not a number of lines nor `all`"))
-}
-
-/// A Go-style duration: `10m`, `1h30m`, `1.5h`, `300ms`, `90s`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[u..];
-        total += number * unit;
-    }
-    Duration::try_from_secs_f64(total).ok()
-}
-
-/// `--since`/`--until`: RFC 3339 (`2026-01-02T15:04:05Z`, fractions and
-/// `+01:00` offsets too, or a bare date), a Unix time (`1767366245.5`),
-/// or a duration back from `now` (`10m`, `1h30m`), as docker takes them.
-pub fn parse_time(text: &str, now: SystemTime) -> Result<SystemTime, String> {
-    let bad = || {
-        format!(
-            "`{text}` is not a time: give RFC 3339 (2026-01-02T15:04:05Z), a Unix time, or a duration such as 10m or 1h30m"
-        )
-    };
-    if let Some(d) = parse_duration(text) {
-        return now.checked_sub(d).ok_or_else(bad);
-    }
-    if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map(|d| UNIX_EPOCH + d)
-            .map_err(|_| bad());
-    }
-    let (date, time) = text.split_once('T').unwrap_or((text, "00:00:00Z"));
-    // The offset: `Z`, `+hh:mm` or `-hh:mm` at the end of the time.
-    let (clock, offset_secs) = if let Some(c) = time.strip_suffix('Z') {
-        (c, 0i64)
-    } else if let Some(i) = time.rfind(['+', '-']) {
-        let (c, off) = time.split_at(i);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let (h, m) = off[1..].split_once(':').ok_or_else(bad)?;
-        let h: i64 = h.parse().map_err(|_| bad())?;
-        let m: i64 = m.parse().map_err(|_| bad())?;
-        (c, sign * (h * 3600 + m * 60))
-    } else {
-        (time, 0)
-    };
-    let nanos = records::parse_time(&format!("{date}T{clock}Z")).ok_or_else(bad)?;
-    let nanos = i128::try_from(nanos).map_err(|_| bad())? - i128::from(offset_secs) * 1_000_000_000;
-    let nanos = u64::try_from(nanos).map_err(|_| bad())?;
-    Ok(UNIX_EPOCH + Duration::from_nanos(nanos))
 }
 
 fn nanos(t: SystemTime) -> u128 {
@@ -414,9 +346,9 @@ fn run(global: &Global, args: &LogsArgs) -> Result<(), Failure> {
     let now = SystemTime::now();
     let time = |t: &Option<String>| -> Result<Option<SystemTime>, Failure> {
         t.as_deref()
-            .map(|t| parse_time(t, now))
+            .map(|t| crate::time::parse_since(t, now))
             .transpose()
-            .map_err(|e| Failure::Other(anyhow!(e)))
+            .map_err(|e| Failure::Other(e.into()))
     };
     let query = Query {
         filter: Filter {
@@ -475,43 +407,6 @@ mod tests {
             service: service.into(),
             replica,
         }
-    }
-
-    #[test]
-    fn durations_like_go() {
-        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("300ms"), Some(Duration::from_millis(300)));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration("10x"), None);
-        assert_eq!(parse_duration(""), None);
-    }
-
-    #[test]
-    fn times_rfc3339_unix_and_relative() {
-        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert_eq!(
-            parse_time("10m", now).unwrap(),
-            UNIX_EPOCH + Duration::from_secs(1_000_000 - 600)
-        );
-        assert_eq!(
-            parse_time("1970-01-01T00:01:00Z", now).unwrap(),
-            UNIX_EPOCH + Duration::from_secs(60)
-        );
-        assert_eq!(
-            parse_time("1970-01-01T01:01:00.5+01:00", now).unwrap(),
-            UNIX_EPOCH + Duration::from_millis(60_500)
-        );
-        assert_eq!(
-            parse_time("1970-01-02", now).unwrap(),
-            UNIX_EPOCH + Duration::from_secs(86_400)
-        );
-        assert_eq!(
-            parse_time("120.25", now).unwrap(),
-            UNIX_EPOCH + Duration::from_millis(120_250)
-        );
-        assert!(parse_time("yesterday", now).is_err());
     }
 
     #[test]

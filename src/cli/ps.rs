@@ -307,33 +307,11 @@ fn json_row(
         "Status": status_text(c, restarts, now),
         "Publishers": publishers,
         "Ports": ports.iter().map(port_text).collect::<Vec<_>>().join(", "),
-        "CreatedAt": rfc3339(created),
+        "CreatedAt": crate::time::rfc3339(created),
         "RunningFor": format!("{} ago", human_duration(now.saturating_sub(created) / 1000)),
         "Labels": c.labels,
         "OneOff": c.one_off,
     })
-}
-
-/// `2026-11-25T21:53:08Z` from milliseconds since the epoch (UTC).
-pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86400, secs % 86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]
@@ -349,12 +327,6 @@ mod tests {
         assert_eq!(human_duration(3700), "About an hour");
         assert_eq!(human_duration(5 * 3600), "5 hours");
         assert_eq!(human_duration(3 * 86400), "3 days");
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_903_988_000), "2026-11-28T22:13:08Z");
     }
 
     #[test]

@@ -24,16 +24,7 @@ use crate::runtime::container::Runtime;
 
 /// Runs `stack stats`.
 pub fn run(global: &Global, args: &StatsArgs) -> Result<(), Failure> {
-    let scope = containers::scope(global)?;
-    let rt = containers::tokio()?;
-    let (list, runtime) = rt.block_on(async {
-        let host = containers::open_host(global, &scope).await?;
-        let list = containers::containers(&host, &scope, &args.services, true).await;
-        let runtime = host.runtime().clone();
-        host.close().await;
-        Ok::<_, Failure>((list?, runtime))
-    })?;
-    drop(rt);
+    let (list, runtime) = containers::with_runtime(global, &args.services)?;
     let list: Vec<Container> = list
         .into_iter()
         .filter(|c| args.all || c.status.is_running())

@@ -16,15 +16,7 @@ use super::ps::render_table;
 
 /// Runs `stack top`.
 pub fn run(global: &Global, args: &ServicesArgs) -> Result<(), Failure> {
-    let scope = containers::scope(global)?;
-    let rt = containers::tokio()?;
-    let (list, runtime) = rt.block_on(async {
-        let host = containers::open_host(global, &scope).await?;
-        let list = containers::containers(&host, &scope, &args.services, true).await;
-        let runtime = host.runtime().clone();
-        host.close().await;
-        Ok::<_, Failure>((list?, runtime))
-    })?;
+    let (list, runtime) = containers::with_runtime(global, &args.services)?;
     let users = host_users();
     let clock = Clock::read();
     let mut out = std::io::stdout().lock();

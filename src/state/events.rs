@@ -79,7 +79,7 @@ impl Event {
 
     /// One line for people: `TIME SERVICE CONTAINER ACTION DETAIL`.
     pub fn human(&self) -> String {
-        let mut line = format!("{} {}", format_time(self.time), self.action);
+        let mut line = format!("{} {}", crate::time::rfc3339_millis(self.time), self.action);
         if let Some(c) = &self.container {
             line.push(' ');
             line.push_str(c);
@@ -93,29 +93,6 @@ impl Event {
         }
         line
     }
-}
-
-/// `2026-11-25T21:51:21.123Z` from milliseconds since the epoch.
-pub fn format_time(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
 }
 
 /// The event log of one project.
@@ -203,11 +180,5 @@ mod tests {
         let actions: Vec<String> = log.read().into_iter().map(|e| e.action).collect();
         assert_eq!(actions, ["die", "restart", "x", "after"]);
         assert!(std::fs::metadata(log.path()).unwrap().len() < 1000);
-    }
-
-    #[test]
-    fn times_print_as_utc() {
-        assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_time(1_764_107_481_123), "2025-11-25T21:51:21.123Z");
     }
 }

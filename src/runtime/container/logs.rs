@@ -70,7 +70,7 @@ impl LogWriter {
     /// Writes one record.
     pub fn write(&mut self, stream: Stream, partial: bool, text: &[u8]) {
         let mut line = Vec::with_capacity(text.len() + 48);
-        line.extend_from_slice(format_time(SystemTime::now()).as_bytes());
+        line.extend_from_slice(crate::time::rfc3339_nanos(SystemTime::now()).as_bytes());
         line.push(b' ');
         line.extend_from_slice(stream.name().as_bytes());
         line.extend_from_slice(if partial { b" P " } else { b" F " });
@@ -278,7 +278,7 @@ impl Follower {
 pub fn parse_record(line: &[u8]) -> Option<LogEntry> {
     let text = String::from_utf8_lossy(line);
     let mut parts = text.splitn(4, ' ');
-    let time = parse_time(parts.next()?)?;
+    let time = nanos(crate::time::parse_rfc3339(parts.next()?)?);
     let stream = match parts.next()? {
         "stdout" => Stream::Stdout,
         "stderr" => Stream::Stderr,
@@ -303,72 +303,9 @@ fn nanos(t: SystemTime) -> u128 {
         .as_nanos()
 }
 
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// RFC 3339 in UTC with nanoseconds.
-pub fn format_time(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = d.as_secs() as i64;
-    let (y, mo, day) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
-}
-
-/// Parses [`format_time`]'s output back to nanoseconds since the epoch.
-pub fn parse_time(s: &str) -> Option<u128> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, mo, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
-    let (h, mi, sec) = (t.next()??, t.next()??, t.next()??);
-    let days = days_from_civil(y, mo as u32, day as u32);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
-    let frac_nanos: u128 = format!("{frac:0<9}")[..9].parse().ok()?;
-    Some(u128::try_from(secs).ok()? * 1_000_000_000 + frac_nanos)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn time_round_trips() {
-        let t = UNIX_EPOCH + Duration::new(1_764_098_527, 123_456_789);
-        let s = format_time(t);
-        assert_eq!(s, "2025-11-25T19:22:07.123456789Z");
-        assert_eq!(parse_time(&s), Some(nanos(t)));
-        assert_eq!(format_time(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
-    }
 
     #[test]
     fn long_lines_are_split_not_lost() {

@@ -427,24 +427,36 @@ impl Runtime {
         }))
     }
 
-    fn request(&self, id: &str, req: &Request) -> Result<String, ContainerError> {
+    /// A shim that did not answer, pointing at its log.
+    fn shim_err(&self, id: &str, why: String) -> ContainerError {
+        ContainerError::Shim {
+            id: id.to_string(),
+            why,
+            log: self.dir(id).join("shim.log"),
+        }
+    }
+
+    /// Connects to the container's shim and sends `req`; the answer is
+    /// for the caller to read from the stream.
+    fn send(&self, id: &str, req: &Request) -> Result<UnixStream, ContainerError> {
         let dir = self.dir(id);
         if !dir.join("config.json").exists() {
             return Err(ContainerError::NotFound(id.to_string()));
         }
-        let shim_err = |why: String| ContainerError::Shim {
-            id: id.to_string(),
-            why,
-            log: dir.join("shim.log"),
-        };
         let mut s = connect(&dir.join("shim.sock")).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
                 ContainerError::NotRunning(id.to_string())
             }
-            _ => shim_err(e.to_string()),
+            _ => self.shim_err(id, e.to_string()),
         })?;
         s.write_all(req.to_line().as_bytes())
-            .map_err(|e| shim_err(e.to_string()))?;
+            .map_err(|e| self.shim_err(id, e.to_string()))?;
+        Ok(s)
+    }
+
+    fn request(&self, id: &str, req: &Request) -> Result<String, ContainerError> {
+        let s = self.send(id, req)?;
+        let shim_err = |why: String| self.shim_err(id, why);
         let mut line = String::new();
         BufReader::new(s)
             .read_line(&mut line)
@@ -458,23 +470,8 @@ impl Runtime {
     /// Opens the attach channel to the container's standard streams
     /// (see [`crate::runtime::shim::attach`]): frames follow on the stream.
     pub fn attach(&self, id: &str) -> Result<UnixStream, ContainerError> {
-        let dir = self.dir(id);
-        if !dir.join("config.json").exists() {
-            return Err(ContainerError::NotFound(id.to_string()));
-        }
-        let shim_err = |why: String| ContainerError::Shim {
-            id: id.to_string(),
-            why,
-            log: dir.join("shim.log"),
-        };
-        let mut s = connect(&dir.join("shim.sock")).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                ContainerError::NotRunning(id.to_string())
-            }
-            _ => shim_err(e.to_string()),
-        })?;
-        s.write_all(Request::Attach.to_line().as_bytes())
-            .map_err(|e| shim_err(e.to_string()))?;
+        let mut s = self.send(id, &Request::Attach)?;
+        let shim_err = |why: String| self.shim_err(id, why);
         // Byte by byte: what follows the answer line is the first frame.
         let mut line = Vec::new();
         let mut byte = [0u8; 1];

@@ -356,7 +356,7 @@ impl ImageStore {
             architecture: host.architecture.clone(),
             os: host.os.clone(),
             variant: host.variant.clone(),
-            created: Some(rfc3339_now()),
+            created: Some(crate::time::rfc3339(super::store::now_secs() * 1000)),
             config: Some(run),
             rootfs: RootFs {
                 kind: "layers".into(),
@@ -415,37 +415,4 @@ fn media_type_of(path: &Path) -> Result<&'static str, ImageError> {
         unpack::Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
         unpack::Compression::None => "application/vnd.oci.image.layer.v1.tar",
     })
-}
-
-/// The current time as RFC 3339 in UTC (`2026-11-25T19:22:07Z`), without
-/// a date crate: civil-from-days (Howard Hinnant's algorithm).
-fn rfc3339_now() -> String {
-    let secs = super::store::now_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_has_the_right_shape() {
-        let now = super::rfc3339_now();
-        assert_eq!(now.len(), 20, "{now}");
-        assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
-    }
 }

@@ -12,35 +12,19 @@
 //!
 //! Without root or /bin/busybox it says why and exits 0.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+#[path = "../tests/support/rootfs.rs"]
+mod rootfs;
+use rootfs::busybox_rootfs;
 
 const STACK: &str = env!("CARGO_BIN_EXE_stack");
 const RUNS: usize = 20;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "tmp"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
-    for f in ["hosts", "resolv.conf", "hostname"] {
-        std::fs::write(root.join("etc").join(f), "").unwrap();
-    }
-    root
 }
 
 fn stack(root: &Path, dir: &Path, args: &[&str]) {

@@ -20,13 +20,17 @@
 //! benchmark enters such a namespace itself, after stack's runs, so the
 //! unshare is not counted in crun's time.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stack::runtime::Runtime;
 use stack::runtime::container::build::{self, BuildContext, ImageConfig, NetworkMode};
 use stack::spec::Service;
+
+#[path = "../tests/support/rootfs.rs"]
+mod rootfs;
+use rootfs::busybox_rootfs;
 
 const RUNS: usize = 20;
 /// Idle time before each "cold" start.
@@ -39,23 +43,6 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
-    root
 }
 
 fn config(

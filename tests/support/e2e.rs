@@ -37,30 +37,7 @@ pub fn can_run() -> bool {
     true
 }
 
-/// A busybox root filesystem in `dir`.
-pub fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "etc", "tmp", "srv", "root"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-        }
-    }
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    )
-    .unwrap();
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    for f in ["hosts", "resolv.conf", "hostname"] {
-        std::fs::write(rootfs.join("etc").join(f), "").unwrap();
-    }
-    rootfs
-}
+include!("rootfs.rs");
 
 /// One project under test: a directory holding `compose.yaml` (and any
 /// file the test adds), a state root inside it, and the test image.

@@ -13,17 +13,6 @@ mod e2e;
 
 use e2e::{IMAGE, Project, eventually, fetch, free_port};
 
-/// One test of this file at a time: projects on separate state roots pick
-/// their bridge subnets without seeing each other's, and two picking at the
-/// same instant could get the same one.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// The example in `dir` copied into a fresh project (its `name:` replaced
 /// by the project's, so that tests do not clash).
 fn project_of(dir: &Path, prefix: &str) -> Project {
@@ -81,7 +70,6 @@ fn every_example_comes_up_answers_and_goes_down_leaving_nothing() {
     if !e2e::can_run() {
         return;
     }
-    let _serial = serial();
     let dirs = examples();
     assert!(dirs.len() >= 2, "the examples are missing: {dirs:?}");
     for dir in dirs {
@@ -129,7 +117,6 @@ fn three_tiers_answer_stay_put_and_recreate_only_what_changed() {
     if !e2e::can_run() {
         return;
     }
-    let _serial = serial();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/stacks/threetier");
     let p = project_of(&dir, "upd");
     let port = free_port().to_string();

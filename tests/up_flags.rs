@@ -12,17 +12,6 @@ mod e2e;
 
 use e2e::{Project, eventually, fetch, free_port};
 
-/// One test of this file at a time: projects on separate state roots pick
-/// their bridge subnets without seeing each other's, and two picking at the
-/// same instant could get the same one.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn web(port: u16, greeting: &str, program: &str) -> String {
     format!(
         r#"name: {{project}}
@@ -47,7 +36,6 @@ fn a_failed_update_names_the_service_and_the_old_container_keeps_answering() {
     if !e2e::can_run() {
         return;
     }
-    let _serial = serial();
     let port = free_port();
     let p = Project::new("upfail", &web(port, "first", "sh"));
     p.ok(&["up", "-d"]);
@@ -105,7 +93,6 @@ fn wait_fails_on_a_service_that_never_gets_healthy_and_names_it() {
     if !e2e::can_run() {
         return;
     }
-    let _serial = serial();
     let p = Project::new(
         "upwait",
         r#"name: {project}
@@ -144,7 +131,6 @@ fn no_start_creates_and_exit_code_from_passes_the_code_on() {
     if !e2e::can_run() {
         return;
     }
-    let _serial = serial();
     let p = Project::new(
         "upexit",
         r#"name: {project}
@@ -253,7 +239,6 @@ fn foreground_up_streams_prefixed_logs_and_ctrl_c_stops_the_stack() {
     if !e2e::can_run() {
         return;
     }
-    let _serial = serial();
     let p = Project::new(
         "upfg",
         r#"name: {project}
@@ -293,7 +278,6 @@ fn logs_follow_a_container_through_its_restarts() {
     if !e2e::can_run() {
         return;
     }
-    let _serial = serial();
     let p = Project::new(
         "upfollow",
         r#"name: {project}

@@ -117,18 +117,7 @@ impl Netlink {
 
     /// The index of the link called `name`, if there is one.
     pub async fn link_index(&self, name: &str) -> Result<Option<u32>, NetworkError> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        match links.try_next().await {
-            Ok(Some(msg)) => Ok(Some(msg.header.index)),
-            Ok(None) => Ok(None),
-            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
-            Err(e) => Err(NetworkError::netlink(format!("look up link {name}"))(e)),
-        }
+        Ok(self.link_controller(name).await?.map(|(index, _)| index))
     }
 
     /// The index of the link called `name` and the index of the bridge it

@@ -114,12 +114,32 @@ fn other_tool() -> Option<Vec<String>> {
     None
 }
 
+/// The other tool's engine imports the same busybox root filesystem, so
+/// nothing is pulled from a registry off this machine.
+fn import_for_other(tool: &[String], dir: &Path) {
+    let engine = if tool[0] == "docker" { "docker" } else { "podman" };
+    let tar = dir.join("busybox-other.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(busybox_rootfs(dir))
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    run(Command::new(engine)
+        .arg("import")
+        .arg(&tar)
+        .arg("localhost/busybox:latest"));
+}
+
 fn bench_other(tool: &[String], dir: &Path) -> Vec<(usize, Duration, Duration)> {
+    import_for_other(tool, dir);
     let mut out = Vec::new();
     for n in SIZES {
         let project = format!("benchcmp{n}x{}", std::process::id());
         let file = dir.join(format!("other-{n}.yaml"));
-        std::fs::write(&file, stack_file(&project, "busybox:latest", n)).unwrap();
+        let text = stack_file(&project, "localhost/busybox:latest", n)
+            .replace("    init: true\n", "    init: true\n    pull_policy: never\n");
+        std::fs::write(&file, text).unwrap();
         let cmd = |args: &[&str]| {
             let mut c = Command::new(&tool[0]);
             c.args(&tool[1..]).arg("-f").arg(&file).args(args);
@@ -177,6 +197,7 @@ fn main() {
         };
         println!("{n:>9}  {:>7.0} ms  {:>7.0} ms  {cmp}", ms(*up), ms(*down));
     }
+    compare_with_previous(&ours);
     if let Some((_, up, down)) = ours.iter().find(|(n, _, _)| *n == 30) {
         println!(
             "goal for 30 services: up < 300 ms ({}), down < 300 ms ({})",
@@ -184,4 +205,30 @@ fn main() {
             if ms(*down) < 300.0 { "met" } else { "not met" }
         );
     }
+}
+
+/// Prints this run's figures against the last run's on this machine (kept
+/// in cargo's scratch directory for benchmarks), then keeps this run's.
+fn compare_with_previous(ours: &[(usize, Duration, Duration)]) {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-up-last.json");
+    let previous: Option<Vec<(usize, f64, f64)>> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    match &previous {
+        Some(prev) => {
+            println!("against the previous run on this machine (up, down):");
+            for (n, up, down) in ours {
+                if let Some((_, pu, pd)) = prev.iter().find(|(m, _, _)| m == n) {
+                    println!(
+                        "{n:>9}  {pu:>7.0} ms  {pd:>7.0} ms  then; now {:.2}x, {:.2}x of it",
+                        ms(*up) / pu,
+                        ms(*down) / pd
+                    );
+                }
+            }
+        }
+        None => println!("no previous run on this machine to compare with"),
+    }
+    let now: Vec<(usize, f64, f64)> = ours.iter().map(|(n, u, d)| (*n, ms(*u), ms(*d))).collect();
+    let _ = std::fs::write(&path, serde_json::to_vec(&now).unwrap_or_default());
 }

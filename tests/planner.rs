@@ -1115,6 +1115,18 @@ async fn the_record_is_saved_in_batches_and_exact_at_the_end() {
 }
 
 #[tokio::test]
+async fn an_up_that_changes_nothing_does_not_save_the_record() {
+    let mut sb = sandbox();
+    let stack = load("services:\n  a: {image: busybox}\n");
+    sb.up(&stack, &up()).await.unwrap();
+    let saves = sb.recorder.saves();
+    // The watcher's resync: nothing to do, so the file is not rewritten.
+    let (plan, _) = sb.up(&stack, &up()).await.unwrap();
+    assert!(plan.is_empty(), "{:?}", ops(&plan));
+    assert_eq!(sb.recorder.saves(), saves);
+}
+
+#[tokio::test]
 async fn scaling_down_while_its_network_is_recreated_detaches_first() {
     let yaml =
         "services:\n  w: {image: busybox, scale: 2}\nnetworks:\n  default: {labels: {v: '1'}}\n";

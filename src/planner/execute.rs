@@ -328,8 +328,16 @@ pub async fn execute<H: Host>(
         };
         return Err(fail(describe(op), cause, done, &ctx));
     }
+    // A round that changed nothing (the watcher's, most of the time)
+    // leaves the record as it is on disk: no rewrite every resync.
     let revision = plan.revision;
-    ctx.update(|r| r.revision = r.revision.max(revision))
+    let behind = ctx.recording().record.revision < revision;
+    let recorded = if behind {
+        ctx.update(|r| r.revision = revision)
+    } else {
+        Ok(())
+    };
+    recorded
         .and_then(|()| ctx.flush(true))
         .map_err(|cause| fail("recording the revision".into(), cause, done.clone(), &ctx))?;
     Ok(Outcome {

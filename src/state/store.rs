@@ -76,10 +76,17 @@ impl Store {
                 });
             }
         }
-        file.set_len(0)
-            .and_then(|()| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| writeln!(file, "{}", std::process::id()))
-            .map_err(StateError::io("write", &path))?;
+        // The watcher takes the lock every resync: its pid, already there,
+        // is not written again.
+        let pid = std::process::id().to_string();
+        let mut held = String::new();
+        let _ = file.read_to_string(&mut held);
+        if held.trim() != pid {
+            file.set_len(0)
+                .and_then(|()| file.seek(SeekFrom::Start(0)))
+                .and_then(|_| writeln!(file, "{pid}"))
+                .map_err(StateError::io("write", &path))?;
+        }
         Ok(ProjectLock {
             project: project.to_string(),
             dir,

@@ -17,6 +17,7 @@
 
 pub mod build;
 pub mod logs;
+mod placement;
 pub mod state;
 pub mod user;
 
@@ -250,6 +251,7 @@ impl Runtime {
         }
         let containers = self.root.join("containers");
         std::fs::create_dir_all(&containers).map_err(ContainerError::io("create", &containers))?;
+        placement::spread_subdirectories(&containers);
         let dir = self.dir(id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}

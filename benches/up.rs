@@ -117,7 +117,11 @@ fn other_tool() -> Option<Vec<String>> {
 /// The other tool's engine imports the same busybox root filesystem, so
 /// nothing is pulled from a registry off this machine.
 fn import_for_other(tool: &[String], dir: &Path) {
-    let engine = if tool[0] == "docker" { "docker" } else { "podman" };
+    let engine = if tool[0] == "docker" {
+        "docker"
+    } else {
+        "podman"
+    };
     let tar = dir.join("busybox-other.tar");
     run(Command::new("tar")
         .arg("-C")
@@ -137,8 +141,10 @@ fn bench_other(tool: &[String], dir: &Path) -> Vec<(usize, Duration, Duration)> 
     for n in SIZES {
         let project = format!("benchcmp{n}x{}", std::process::id());
         let file = dir.join(format!("other-{n}.yaml"));
-        let text = stack_file(&project, "localhost/busybox:latest", n)
-            .replace("    init: true\n", "    init: true\n    pull_policy: never\n");
+        let text = stack_file(&project, "localhost/busybox:latest", n).replace(
+            "    init: true\n",
+            "    init: true\n    pull_policy: never\n",
+        );
         std::fs::write(&file, text).unwrap();
         let cmd = |args: &[&str]| {
             let mut c = Command::new(&tool[0]);

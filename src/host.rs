@@ -871,6 +871,21 @@ impl LinuxHost {
             container::build::container_config(&service, &image_config, &ctx, &self.root)?;
         // stack's labels, for observe; the service's own beside them.
         config.labels.extend(spec.labels.clone());
+        if spec.labels.get(labels::AUTO_REMOVE).map(String::as_str) == Some("true") {
+            // `run --rm -d`: removed when it exits, watcher or not.
+            config.on_exit = [
+                self.runtime.shim_binary().as_os_str(),
+                "--root".as_ref(),
+                self.root.as_os_str(),
+                "-p".as_ref(),
+                self.project.as_ref(),
+                "auto-remove".as_ref(),
+                id.as_ref(),
+            ]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        }
         for w in &config.warnings {
             eprintln!("warning: {w}");
         }

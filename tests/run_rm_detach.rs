@@ -1,6 +1,6 @@
 //! `stack run --rm -d` (root, real): the one-off runs detached and is
-//! removed once it exits, by the project's watcher, or by the next `up`
-//! when no watcher runs.
+//! removed once it exits, with or without a watcher (its shim starts the
+//! removal, as docker's daemon does).
 
 use std::time::Duration;
 
@@ -66,24 +66,37 @@ fn the_watcher_removes_a_detached_rm_one_off_once_it_exits() {
 }
 
 #[test]
-fn without_a_watcher_the_next_up_removes_it() {
+fn without_a_watcher_its_shim_removes_it_once_it_exits() {
     if !e2e::can_run() {
         return;
     }
     let p = Project::new("rmdnw", STACK);
-    let o = p.run(&["run", "--rm", "-d", "--no-deps", "tool", "true"]);
+    // No `up`: nothing watches the project.
+    let o = p.run(&["run", "--rm", "-d", "--no-deps", "tool"]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let name = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("removed by the next `stack up`"), "{err}");
-    eventually("the one-off to exit", LONG, || {
-        p.ok(&["ps", "-a"])
-            .lines()
-            .any(|l| l.contains(&name) && l.contains("Exited (0)"))
-            .then_some(())
-    });
-    p.ok(&["up", "-d"]);
+    eventually("the one-off to run", LONG, || p.pid(&name));
+    assert!(exists(&p, &name));
+    e2e::ok(p.exec(&name, &["touch", "/go"]), "touch /go");
     eventually("the one-off to be removed", LONG, || {
         (!exists(&p, &name)).then_some(())
     });
+    assert!(!p.ok(&["ps", "-a"]).contains(&name));
+    let record = std::fs::read_to_string(p.root.join("projects").join(&p.name).join("state.json"))
+        .unwrap_or_default();
+    assert!(!record.contains(&name), "{record}");
+    let events = p.ok(&["events", "--json", "--no-follow"]);
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains(&name) && l.contains("\"remove\"")),
+        "{events}"
+    );
+    // Its network endpoint went with it: no link is named after it.
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains(&format!(":{name}")), "{links}");
 }

@@ -119,6 +119,9 @@ pub enum Command {
     Systemd(SystemdArgs),
     /// Print what the project's watcher saw and did (deaths, restarts, health, repairs) and follow new events.
     Events(EventsArgs),
+    /// Remove an exited `run --rm -d` container (its shim runs this).
+    #[command(hide = true)]
+    AutoRemove { container: String },
     /// Low-level container runtime access (for tests and benchmarks).
     #[command(hide = true)]
     Runtime {

@@ -314,11 +314,6 @@ fn lock_held(path: &std::path::Path) -> bool {
     std::fs::File::open(path).is_ok_and(|f| f.try_lock_shared().is_err())
 }
 
-/// Whether the project's watcher runs.
-pub fn watcher_runs(root: &std::path::Path, project: &str) -> bool {
-    lock_held(&watcher_lock(root, project))
-}
-
 /// Stops the project's watcher, if one runs, remembering how to restart it.
 pub fn suspend_watcher(
     root: &std::path::Path,

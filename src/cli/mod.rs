@@ -88,6 +88,7 @@ pub fn main() -> ExitCode {
         args::Command::Ps(a) => ps::run(&cli.global, a),
         args::Command::Exec(a) => return exec::main(&cli.global, a),
         args::Command::Run(a) => return run::main(&cli.global, a),
+        args::Command::AutoRemove { container } => run::auto_remove(&cli.global, container),
         args::Command::Start(a) => lifecycle::start(&cli.global, a),
         args::Command::Stop(a) => lifecycle::stop(&cli.global, a),
         args::Command::Restart(a) => lifecycle::restart(&cli.global, a),

@@ -15,10 +15,11 @@
 //! is lost; its exit code is `run`'s. With a terminal (`-t`, the default
 //! when our stdin is one) the user's terminal drives the container's.
 //! `--rm` removes the container once it exited; `-d` prints its name and
-//! leaves it running. With both, nobody waits on it, so it is labelled
-//! `stack.auto-remove` and the plan removes it once it exited: the
-//! project's watcher does at its next round (woken by the exit), and
-//! without a watcher, the next `up` does.
+//! leaves it running. With both, nobody waits on it, so its shim removes
+//! it once it exited, as docker's daemon does: the shim starts
+//! `stack auto-remove` ([`auto_remove`]). It is also labelled
+//! `stack.auto-remove`, so that should that fail (the shim killed), the
+//! plan removes it: the watcher's next round, or the next `up`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ use crate::planner::execute::ExecOptions;
 use crate::planner::plan::UpOptions;
 use crate::spec::syntax::{parse_port, parse_volume};
 use crate::state::ContainerRecord;
+use crate::state::events::{Event, EventLog};
 
 /// Runs `stack run` and returns the container's exit code.
 pub fn main(global: &Global, args: &RunArgs) -> ExitCode {
@@ -43,6 +45,51 @@ pub fn main(global: &Global, args: &RunArgs) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(f) => ExitCode::from(super::report(f)),
     }
+}
+
+/// `stack -p PROJECT auto-remove NAME` (hidden): what the shim of a
+/// `run --rm -d` container starts once the container exited. Removes it as
+/// the watcher would (network endpoints, files, the record's entry) and
+/// says so in the project's events; a container already gone, started
+/// again, or not an auto-remove one-off of this project is left alone.
+pub fn auto_remove(global: &Global, name: &str) -> Result<(), Failure> {
+    let scope = containers::scope(global)?;
+    let rt = containers::tokio()?;
+    rt.block_on(async {
+        let host = containers::open_host(global, &scope).await?;
+        let result = async {
+            let lock = containers::lock(&global.root, &scope.project)?;
+            let runtime = host.runtime();
+            let Ok(config) = runtime.config(name) else {
+                return Ok(());
+            };
+            let label = |k: &str| config.labels.get(k).map(String::as_str);
+            let exited = runtime
+                .state(name)
+                .is_ok_and(|s| s.status == crate::runtime::container::Status::Exited);
+            if label(labels::AUTO_REMOVE) != Some("true")
+                || label(labels::PROJECT) != Some(scope.project.as_str())
+                || !exited
+            {
+                return Ok(());
+            }
+            host.remove_container(name)
+                .await
+                .map_err(|e| anyhow!("cannot remove {name}: {e}"))?;
+            let mut record = lock.read().map_err(anyhow::Error::from)?;
+            if record.containers.remove(name).is_some() {
+                lock.write(&record).map_err(anyhow::Error::from)?;
+            }
+            let event = Event::now(&scope.project, "remove")
+                .container(label(labels::SERVICE).unwrap_or_default(), name)
+                .detail("exited; started with `run --rm -d`");
+            let _ = EventLog::new(&global.root, &scope.project).append(&event);
+            Ok::<(), Failure>(())
+        }
+        .await;
+        host.close().await;
+        result
+    })
 }
 
 /// Twelve random hex digits, as compose names one-off containers.
@@ -200,12 +247,6 @@ fn run(global: &Global, args: &RunArgs) -> Result<u8, Failure> {
     }
 
     let runtime = host.runtime().clone();
-    if args.rm && args.detach && !containers::watcher_runs(&global.root, &scope.project) {
-        eprintln!(
-            "note: no watcher runs for project `{}` (`stack up -d` starts one): {name} is removed by the next `stack up` after it exits",
-            scope.project
-        );
-    }
     let result = if args.detach {
         // Its published ports outlive us only in the watcher's proxies.
         let publishes = !rt.block_on(host.networks().ports(&name)).is_empty();

@@ -148,6 +148,11 @@ pub struct ContainerConfig {
     pub resolv_conf: String,
     pub hostname_file: String,
     pub labels: BTreeMap<String, String>,
+    /// A command the shim starts once the container exited and its exit
+    /// is recorded, as docker's daemon auto-removes `run --rm -d`
+    /// containers: argv, empty for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_exit: Vec<String>,
 }
 
 /// `entrypoint + command` by Compose's rules.
@@ -628,6 +633,7 @@ pub fn container_config(
         resolv_conf: ctx.resolv_conf.clone(),
         hostname_file: format!("{hostname}\n"),
         labels: service.labels.clone(),
+        on_exit: Vec::new(),
     })
 }
 

@@ -190,6 +190,11 @@ impl Runtime {
         &self.root
     }
 
+    /// The `stack` executable the shims are (and commands they start).
+    pub fn shim_binary(&self) -> &Path {
+        &self.shim_binary
+    }
+
     /// The container's directory.
     pub fn dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)

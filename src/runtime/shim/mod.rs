@@ -220,6 +220,7 @@ fn shim_main(args: &[OsString]) -> u8 {
             // What setup allocated is gone: give the memory back, the shim lives long.
             memory::release_after_setup();
             shim.serve();
+            shim.run_on_exit();
             0
         }
         Err(e) => {
@@ -317,6 +318,8 @@ struct Shim {
     stdin_closing: bool,
     /// The terminal's master (`tty: true`), for window sizes.
     tty: Option<OwnedFd>,
+    /// Started once the exit is recorded (see [`ContainerConfig::on_exit`]).
+    on_exit: Vec<String>,
 }
 
 /// One message from the container's first process, with the descriptor it
@@ -616,6 +619,7 @@ impl Shim {
             stdin_pending: Vec::new(),
             stdin_closing: false,
             tty,
+            on_exit: config.on_exit.clone(),
         })
     }
 
@@ -837,6 +841,25 @@ impl Shim {
                 let _ = c.stream.set_nonblocking(false);
                 let _ = c.stream.write_all(line.as_bytes());
             }
+        }
+    }
+
+    /// Starts the exit command, if any, and leaves it: it outlives the
+    /// shim (a removal waits for the shim to be gone).
+    fn run_on_exit(&self) {
+        let Some((program, args)) = self.on_exit.split_first() else {
+            return;
+        };
+        // Single-threaded here: std's fork-then-exec is safe. Standard
+        // error stays the shim's log, where a failure is told.
+        let started = std::process::Command::new(program)
+            .args(args)
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        if let Err(e) = started {
+            eprintln!("shim: cannot run {program}: {e}");
         }
     }
 

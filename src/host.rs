@@ -907,6 +907,21 @@ impl LinuxHost {
         Ok(id)
     }
 
+    /// Whether `id` is in the network namespace `other` runs in now; also
+    /// when that cannot be told (`other` not running: its start comes
+    /// first, and the next round compares again).
+    fn shares_netns(&self, id: &str, other: &str) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let inode = |c: &str| {
+            let path = self.netns_of(c).ok()?;
+            std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+        };
+        match (inode(id), inode(other)) {
+            (Some(mine), Some(theirs)) => mine == theirs,
+            _ => true,
+        }
+    }
+
     fn netns_of(&self, id: &str) -> Result<PathBuf, HostError> {
         let s = self.runtime.state(id)?;
         match s.pid {
@@ -1411,7 +1426,14 @@ impl Runtime for LinuxHost {
             let Some(status) = status_of(&self.runtime, &id, false, Some(&config))? else {
                 continue;
             };
-            let image = self.host_record(&id).ok().and_then(|r| r.image_digest);
+            let rec = self.host_record(&id).ok();
+            let stray_namespace = match rec.as_ref().and_then(|r| r.network_of.as_ref()) {
+                Some(other) if status.is_running() && !self.shares_netns(&id, other) => {
+                    Some(other.clone())
+                }
+                _ => None,
+            };
+            let image = rec.and_then(|r| r.image_digest);
             // Links only exist while it runs.
             let detached = if status.is_running() {
                 self.broken_networks(&id).await
@@ -1432,6 +1454,7 @@ impl Runtime for LinuxHost {
                 image,
                 detached,
                 oom_killed,
+                stray_namespace,
             });
         }
         Ok(out)

@@ -154,3 +154,55 @@ fn network_modes_through_up() {
     let left = p.leftovers();
     assert!(left.is_empty(), "left on the host: {left:?}");
 }
+
+#[test]
+fn a_sharer_follows_its_target_restarted_by_the_watcher() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new(
+        "netfollow",
+        r#"name: {project}
+services:
+  web:
+    image: localhost/busybox:latest
+    restart: always
+    stop_grace_period: 1s
+    command: ["sh", "-c", "echo hi > /srv/index.html; httpd -f -p 8080 -h /srv"]
+  side:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    network_mode: "service:web"
+    command: ["sleep", "3600"]
+"#,
+    );
+    p.ok(&["up", "-d"]);
+    let (web, side) = (p.container("web", 1), p.container("side", 1));
+    let long = Duration::from_secs(20);
+    let web_pid = eventually("web running", long, || p.pid(&web));
+    let side_pid = eventually("side running", long, || p.pid(&side));
+    assert_eq!(netns(&p, &side), netns(&p, &web));
+    // web dies; the watcher starts it again, in a new namespace.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(web_pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("web running again", long, || {
+        p.pid(&web).filter(|&pid| pid != web_pid)
+    });
+    // side is restarted into web's new namespace: web's loopback answers it.
+    eventually("side in web's new namespace", long, || {
+        let new = p.pid(&side).filter(|&pid| pid != side_pid)?;
+        (netns(&p, &side) == netns(&p, &web)).then_some(new)
+    });
+    let o = p.exec(&side, &["wget", "-qO-", "http://127.0.0.1:8080/"]);
+    assert_eq!(stdout(&o).trim(), "hi", "{o:?}");
+    let events = p.ok(&["events", "--json", "--no-follow"]);
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains(&side) && l.contains("whose network it shares")),
+        "{events}"
+    );
+}

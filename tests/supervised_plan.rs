@@ -223,3 +223,48 @@ services:
     );
     assert!(p.ops.iter().all(|o| o.action != Action::Start));
 }
+
+#[tokio::test]
+async fn a_container_left_in_the_old_namespace_of_the_one_it_shares_is_restarted() {
+    let stack = load(
+        r#"
+name: p
+services:
+  net:
+    image: busybox
+    restart: always
+  app:
+    image: busybox
+    network_mode: service:net
+"#,
+    );
+    let mut sb = sandbox_up(&stack).await;
+    sb.host.set_status("p-net-1", Status::Running);
+    sb.host.set_status("p-app-1", Status::Running);
+    // `net` was started again (new namespace); `app` still is in the old one.
+    sb.host.edit(|w| {
+        if let Some(c) = w.containers.get_mut("p-app-1") {
+            c.stray_namespace = Some("p-net-1".into());
+        }
+    });
+    let p = plan(&sb, &stack, Some(Supervision::default())).await;
+    let t = texts(&p);
+    assert!(
+        t.iter().any(|o| o.starts_with("stop container p-app-1:")
+            && o.contains("`p-net-1`, whose network it shares, was started again")),
+        "{t:?}"
+    );
+    assert!(
+        t.iter().any(|o| o.starts_with("start container p-app-1:")),
+        "{t:?}"
+    );
+    assert!(!t.iter().any(|o| o.contains("p-net-1:")), "{t:?}");
+    // Restarted, it is in the namespace again: nothing more to do.
+    sb.run(&p).await.unwrap();
+    assert!(
+        plan(&sb, &stack, Some(Supervision::default()))
+            .await
+            .ops
+            .is_empty()
+    );
+}

@@ -103,6 +103,10 @@ pub struct LiveContainer {
     pub detached: Vec<String>,
     /// It exited because the kernel's OOM killer killed its process.
     pub oom_killed: bool,
+    /// It shares the network namespace of this container (`network_mode:
+    /// service:` or `container:`), which now runs in another one (it was
+    /// started again): drift, repaired by restarting it into the new one.
+    pub stray_namespace: Option<String>,
 }
 
 /// A network or volume that exists on the host.

@@ -43,6 +43,9 @@ pub struct FakeContainer {
     pub networks: BTreeSet<String>,
     /// Host names of networks whose link to it broke (a test's drift).
     pub detached: BTreeSet<String>,
+    /// The container whose network namespace it lost (a test's drift;
+    /// a start clears it, as a real start joins the namespace again).
+    pub stray_namespace: Option<String>,
     /// What it was created from.
     pub spec: ContainerSpec,
 }
@@ -372,6 +375,7 @@ impl Runtime for FakeHost {
                 image: c.image.clone(),
                 detached: c.detached.iter().cloned().collect(),
                 oom_killed: false,
+                stray_namespace: c.stray_namespace.clone(),
             })
             .collect())
     }
@@ -418,6 +422,7 @@ impl Runtime for FakeHost {
                     image,
                     networks: spec.networks.keys().cloned().collect(),
                     detached: BTreeSet::new(),
+                    stray_namespace: None,
                     spec,
                 },
             );
@@ -438,6 +443,7 @@ impl Runtime for FakeHost {
                 .get_mut(&n)
                 .ok_or_else(|| not_found("container", &n))?;
             c.status = after;
+            c.stray_namespace = None;
             Ok(())
         })
         .await

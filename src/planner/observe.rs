@@ -101,6 +101,8 @@ pub struct ObservedContainer {
     pub detached: Vec<String>,
     /// Its last exit was an OOM kill.
     pub oom_killed: bool,
+    /// See [`LiveContainer::stray_namespace`](super::backend::LiveContainer).
+    pub stray_namespace: Option<String>,
 }
 
 impl ObservedContainer {
@@ -266,6 +268,7 @@ pub async fn observe<H: Host>(
                 recorded: known.is_some(),
                 detached: c.detached.clone(),
                 oom_killed: c.oom_killed,
+                stray_namespace: c.stray_namespace.clone(),
             },
         );
     }

@@ -918,7 +918,7 @@ impl<'a> Planner<'a> {
                     Need::Start(reason) => start_reason = Some(reason.clone()),
                     Need::Restart(reason) => {
                         ready.extend(cascade_stop.get(&slot.name));
-                        start_reason = Some(if reason.starts_with("unhealthy") {
+                        start_reason = Some(if !reason.contains("(depends_on.") {
                             format!("restart: {reason}")
                         } else if reason.contains(" is restarted ") {
                             "restart after its dependency is restarted".into()
@@ -1312,6 +1312,11 @@ impl<'a> Planner<'a> {
         recreated: &BTreeSet<String>,
     ) -> Need {
         if c.status.is_running() {
+            if let Some(other) = &c.stray_namespace {
+                return Need::Restart(format!(
+                    "`{other}`, whose network it shares, was started again: it joins its new namespace"
+                ));
+            }
             let cause = self
                 .graph
                 .dependencies(service)

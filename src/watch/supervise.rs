@@ -396,6 +396,7 @@ mod tests {
                 recorded: true,
                 detached: Vec::new(),
                 oom_killed: false,
+                stray_namespace: None,
             },
         );
         o

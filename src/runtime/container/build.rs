@@ -310,7 +310,7 @@ fn own_capabilities() -> u64 {
 
 /// Sysctls a container may set: those namespaced by the kernel (IPC and,
 /// with its own network namespace, network).
-pub fn check_sysctl(name: &str, own_network: bool) -> Result<(), ContainerError> {
+pub fn check_sysctl(name: &str, own_network: bool, own_ipc: bool) -> Result<(), ContainerError> {
     let ipc = matches!(
         name,
         "kernel.msgmax"
@@ -323,11 +323,54 @@ pub fn check_sysctl(name: &str, own_network: bool) -> Result<(), ContainerError>
             | "kernel.shm_rmid_forced"
     ) || name.starts_with("fs.mqueue.");
     let net = name.starts_with("net.");
-    if ipc || (net && own_network) {
+    if (ipc && own_ipc) || (net && own_network) {
         Ok(())
     } else {
         Err(ContainerError::BadSysctl(name.to_string()))
     }
+}
+
+/// `pid:`, `ipc:` or `uts:` set to `host`: the container shares the
+/// host's namespace of that kind (docker's `--pid host` and so on). Any
+/// other value keeps the container's own (`private`, `shareable`; joining
+/// another container's is told as a warning by [`namespace_warnings`]).
+pub fn host_namespace(service: &Service, kind: &str) -> bool {
+    service.extra.get(kind).and_then(|v| v.as_str()) == Some("host")
+}
+
+/// Service keys of the Compose spec that stack keeps (`stack config`
+/// prints them) but does not act on: each one a warning when a container
+/// of the service is made, rather than a silent difference from docker.
+fn unapplied_keys(service: &Service) -> Vec<String> {
+    const APPLIED: [&str; 5] = ["devices", "logging", "pid", "ipc", "uts"];
+    service
+        .extra
+        .keys()
+        .filter(|k| !APPLIED.contains(&k.as_str()) && !k.starts_with("x-"))
+        .map(|k| {
+            format!(
+                "service `{}`: `{k}` is not applied by stack; the container runs without it",
+                service.name
+            )
+        })
+        .collect()
+}
+
+/// What of `pid:`, `ipc:` and `uts:` stack does not apply.
+fn namespace_warnings(service: &Service) -> Vec<String> {
+    ["pid", "ipc", "uts"]
+        .into_iter()
+        .filter_map(|kind| {
+            let value = service.extra.get(kind)?.as_str()?;
+            let joins = value.starts_with("service:") || value.starts_with("container:");
+            joins.then(|| {
+                format!(
+                    "service `{}`: `{kind}: {value}` (sharing another container's {kind} namespace) is not supported by stack; the container gets its own",
+                    service.name
+                )
+            })
+        })
+        .collect()
 }
 
 fn valid_id(id: &str) -> bool {
@@ -354,10 +397,20 @@ pub fn container_config(
     if args.is_empty() {
         return Err(ContainerError::NoCommand(service.name.clone()));
     }
-    let hostname = service
-        .hostname
-        .clone()
-        .unwrap_or_else(|| ctx.id.chars().take(12).collect());
+    let host_uts = host_namespace(service, "uts");
+    let host_ipc = host_namespace(service, "ipc");
+    // In the host's UTS namespace the name is the host's: setting it would
+    // rename the host.
+    let hostname = if host_uts {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        service
+            .hostname
+            .clone()
+            .unwrap_or_else(|| ctx.id.chars().take(12).collect())
+    };
     let env = environment(service, image, &hostname);
     let cwd = service
         .working_dir
@@ -413,7 +466,7 @@ pub fn container_config(
 
     let own_network = matches!(ctx.network, NetworkMode::New | NetworkMode::None);
     for name in service.sysctls.keys() {
-        check_sysctl(name, own_network)?;
+        check_sysctl(name, own_network, !host_ipc)?;
     }
 
     // Resources.
@@ -476,9 +529,15 @@ pub fn container_config(
                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-               "options": ["nosuid", "noexec", "nodev", "mode=1777",
-                           format!("size={}", service.shm_size.map(|b| b.0).unwrap_or(64 << 20))]}),
+        if host_ipc {
+            // The host's shared memory, as its IPC namespace is shared.
+            json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+                   "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]})
+        } else {
+            json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                   "options": ["nosuid", "noexec", "nodev", "mode=1777",
+                               format!("size={}", service.shm_size.map(|b| b.0).unwrap_or(64 << 20))]})
+        },
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
@@ -533,12 +592,14 @@ pub fn container_config(
     }
     mounts.extend(device_mounts);
 
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let mut namespaces: Vec<serde_json::Value> = ["pid", "ipc", "uts"]
+        .into_iter()
+        .filter(|kind| !host_namespace(service, kind))
+        .map(|kind| json!({ "type": kind }))
+        .collect();
+    namespaces.push(json!({"type": "mount"}));
+    warnings.extend(namespace_warnings(service));
+    warnings.extend(unapplied_keys(service));
     match &ctx.network {
         NetworkMode::New | NetworkMode::None => namespaces.push(json!({"type": "network"})),
         NetworkMode::Join(path) => namespaces.push(json!({"type": "network", "path": path})),
@@ -605,13 +666,15 @@ pub fn container_config(
         "ociVersion": "1.2.0",
         "process": process,
         "root": {"path": dir.join("rootfs"), "readonly": service.read_only},
-        "hostname": hostname,
         "mounts": mounts,
         "linux": linux,
         "annotations": {"io.stack.project": ctx.project, "io.stack.service": service.name},
     });
-    if let Some(d) = &service.domainname {
-        spec["domainname"] = d.clone().into();
+    if !host_uts {
+        spec["hostname"] = hostname.clone().into();
+        if let Some(d) = &service.domainname {
+            spec["domainname"] = d.clone().into();
+        }
     }
     let spec: Spec = serde_json::from_value(spec).map_err(ContainerError::json)?;
 
@@ -907,10 +970,12 @@ mod tests {
 
     #[test]
     fn sysctls_must_be_namespaced() {
-        assert!(check_sysctl("net.ipv4.ip_forward", true).is_ok());
-        assert!(check_sysctl("net.ipv4.ip_forward", false).is_err());
-        assert!(check_sysctl("kernel.shmmax", false).is_ok());
-        assert!(check_sysctl("kernel.panic", true).is_err());
+        assert!(check_sysctl("net.ipv4.ip_forward", true, true).is_ok());
+        assert!(check_sysctl("net.ipv4.ip_forward", false, true).is_err());
+        assert!(check_sysctl("kernel.shmmax", false, true).is_ok());
+        // The host's IPC namespace is the host's to tune.
+        assert!(check_sysctl("kernel.shmmax", true, false).is_err());
+        assert!(check_sysctl("kernel.panic", true, true).is_err());
     }
 
     #[test]
@@ -968,6 +1033,58 @@ mod tests {
             .map(|n| format!("{:?}", n.typ()))
             .collect();
         assert_eq!(ns.len(), 5);
+    }
+
+    #[test]
+    fn host_pid_ipc_and_uts_namespaces_and_unapplied_keys() {
+        let mut s = svc();
+        s.command = Some(vec!["x".into()]);
+        for kind in ["pid", "ipc", "uts"] {
+            s.extra.insert(kind.into(), "host".into());
+        }
+        s.hostname = Some("mine".into());
+        let cfg = container_config(&s, &image(), &ctx(), Path::new("/r")).unwrap();
+        let linux = cfg.spec.linux().as_ref().unwrap();
+        let ns: Vec<String> = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .map(|n| format!("{:?}", n.typ()))
+            .collect();
+        assert_eq!(ns, ["Mount", "Network"]);
+        // The host's name is not the container's to set.
+        assert_eq!(cfg.spec.hostname(), &None);
+        let shm = cfg
+            .spec
+            .mounts()
+            .iter()
+            .flatten()
+            .find(|m| m.destination() == Path::new("/dev/shm"))
+            .unwrap();
+        assert_eq!(shm.source().as_deref(), Some(Path::new("/dev/shm")));
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        // IPC sysctls belong to the host's namespace now.
+        s.sysctls.insert("kernel.shmmax".into(), "1".into());
+        assert!(container_config(&s, &image(), &ctx(), Path::new("/r")).is_err());
+
+        // Joining another container's, and keys stack keeps but does not
+        // apply, are warnings; extensions are not.
+        let mut s = svc();
+        s.command = Some(vec!["x".into()]);
+        s.extra.insert("pid".into(), "service:db".into());
+        s.extra
+            .insert("blkio_config".into(), serde_json::json!({"weight": 300}));
+        s.extra.insert("x-mine".into(), "1".into());
+        let cfg = container_config(&s, &image(), &ctx(), Path::new("/r")).unwrap();
+        let linux = cfg.spec.linux().as_ref().unwrap();
+        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 5);
+        assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+        assert!(cfg.warnings[0].contains("`pid: service:db`"));
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains("`blkio_config` is not applied"))
+        );
     }
 
     #[test]

@@ -407,12 +407,19 @@ impl Shim {
         };
         let drop_mknod = all.for_cgroup(&cgroup, &limits).bounding != u64::MAX || !devices_enforced;
 
-        // Namespaces: new ones by flag, joined ones by descriptor.
-        let mut flags =
-            libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+        // Namespaces: new ones by flag, joined ones by descriptor. A kind
+        // the spec leaves out is the host's (`pid: host`, ...); the mount
+        // namespace is always the container's own.
+        let mut flags = libc::CLONE_NEWNS;
         let mut join_net = None;
         for ns in linux.namespaces().iter().flatten() {
             use oci_spec::runtime::LinuxNamespaceType as T;
+            match ns.typ() {
+                T::Pid => flags |= libc::CLONE_NEWPID,
+                T::Uts => flags |= libc::CLONE_NEWUTS,
+                T::Ipc => flags |= libc::CLONE_NEWIPC,
+                _ => {}
+            }
             if ns.typ() == T::Network {
                 match ns.path() {
                     Some(p) => join_net = Some(std::fs::File::open(p).map_err(|e| {

@@ -502,6 +502,7 @@ impl LinuxHost {
                         source: PathBuf::from(source),
                         target: m.target.clone(),
                         read_only: m.read_only,
+                        propagation: m.bind.as_ref().and_then(|b| b.propagation.clone()),
                     });
                 }
                 MountType::Volume => {
@@ -550,6 +551,7 @@ impl LinuxHost {
                         source,
                         target: m.target.clone(),
                         read_only: m.read_only,
+                        propagation: None,
                     });
                 }
                 MountType::Tmpfs => {
@@ -621,6 +623,7 @@ impl LinuxHost {
                 source: file,
                 target,
                 read_only: true,
+                propagation: None,
             });
         }
         Ok(binds)

@@ -494,7 +494,7 @@ fn read_only_root_bind_mounts_pause_and_stats() {
         |s, c| {
             s.read_only = true;
             s.working_dir = Some("/".into());
-            c.binds.push(BindMount { source: shared.clone(), target: "/data".into(), read_only: false });
+            c.binds.push(BindMount { source: shared.clone(), target: "/data".into(), read_only: false, propagation: None });
         },
     );
     t.rt.run(&id, &config).unwrap();

@@ -267,3 +267,127 @@ services:
     assert!(!p.dir().join("missing").exists(), "nothing was created");
     p.ok(&["down", "-v"]);
 }
+
+/// A tmpfs this test mounts (shared, so mounts below it propagate), and
+/// unmounts again whatever happens.
+struct SharedMount(std::path::PathBuf);
+
+impl SharedMount {
+    fn new(dir: &std::path::Path) -> SharedMount {
+        use nix::mount::{MsFlags, mount};
+        std::fs::create_dir_all(dir).unwrap();
+        mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        let m = SharedMount(dir.to_path_buf());
+        mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .unwrap();
+        m
+    }
+}
+
+impl Drop for SharedMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn an_rslave_bind_receives_the_hosts_later_mounts_and_a_default_one_does_not() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new(
+        "bindprop",
+        r#"name: {project}
+services:
+  follows:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    volumes:
+      - type: bind
+        source: ./shared
+        target: /data
+        bind: {propagation: rslave}
+  private:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    volumes: ["./shared:/data"]
+"#,
+    );
+    let shared = p.dir().join("shared");
+    let _mount = SharedMount::new(&shared);
+    p.ok(&["up", "-d"]);
+    let (follows, private) = (running(&p, "follows"), running(&p, "private"));
+    // A mount the host makes after the containers started.
+    let sub = shared.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let _sub = SharedMount::new(&sub);
+    std::fs::write(sub.join("f"), "from-the-host").unwrap();
+    let o = p.exec(&follows, &["cat", "/data/sub/f"]);
+    assert_eq!(stdout(&o), "from-the-host", "{o:?}");
+    // rprivate, docker's default: the directory, not what was mounted on it.
+    assert!(
+        p.exec(&private, &["test", "-d", "/data/sub"])
+            .status
+            .success()
+    );
+    assert!(
+        !p.exec(&private, &["test", "-e", "/data/sub/f"])
+            .status
+            .success()
+    );
+    // Nothing of the containers' mounts came back to the host.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(
+        mounts.matches(&*shared.to_string_lossy()).count(),
+        2,
+        "{mounts}"
+    );
+    p.ok(&["down"]);
+}
+
+#[test]
+fn an_unknown_bind_propagation_is_refused_with_its_place() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new(
+        "bindpropbad",
+        r#"name: {project}
+services:
+  a:
+    image: localhost/busybox:latest
+    volumes:
+      - type: bind
+        source: .
+        target: /data
+        bind: {propagation: sideways}
+"#,
+    );
+    let o = p.run(&["up", "-d"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unknown bind propagation `sideways`"), "{err}");
+    assert!(err.contains("rslave"), "{err}");
+    assert!(
+        !p.root.join("containers").exists()
+            || std::fs::read_dir(p.root.join("containers"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}

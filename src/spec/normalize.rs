@@ -24,6 +24,11 @@ use super::syntax::{
 };
 use super::yaml::{Kind, Node, ScalarType};
 
+/// Mount propagation modes a bind mount may ask for (`bind.propagation`).
+const PROPAGATIONS: [&str; 6] = [
+    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
+
 /// Service keys this module turns into typed fields; every other key is kept verbatim.
 const SERVICE_KEYS: &[&str] = &[
     "image",
@@ -532,6 +537,18 @@ impl Normalizer<'_> {
             create_host_path: b.get("create_host_path").map(boolean),
             selinux: opt_str(Some(b), "selinux"),
         });
+        if let Some(p) = bind.as_ref().and_then(|b| b.propagation.as_deref())
+            && !PROPAGATIONS.contains(&p)
+        {
+            self.error(
+                item,
+                &format!("{path}.bind.propagation"),
+                format!(
+                    "unknown bind propagation `{p}`; use one of {}",
+                    PROPAGATIONS.join(", ")
+                ),
+            );
+        }
         let volume = item.get("volume").map(|b| VolumeOptions {
             nocopy: b.get("nocopy").is_some_and(boolean),
             subpath: opt_str(Some(b), "subpath"),

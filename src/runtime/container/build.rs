@@ -86,6 +86,9 @@ pub struct BindMount {
     pub source: PathBuf,
     pub target: String,
     pub read_only: bool,
+    /// `bind.propagation` (`rslave`, ...); `None`: rprivate, as docker's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
 }
 
 /// Everything about the container that does not come from the service.
@@ -563,7 +566,8 @@ pub fn container_config(
     for b in &ctx.binds {
         mounts.push(
             json!({"destination": b.target, "type": "bind", "source": b.source,
-            "options": ["rbind", if b.read_only { "ro" } else { "rw" }]}),
+            "options": ["rbind", if b.read_only { "ro" } else { "rw" },
+                        b.propagation.as_deref().unwrap_or("rprivate")]}),
         );
     }
 

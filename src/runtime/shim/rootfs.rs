@@ -65,6 +65,21 @@ pub fn parse_options(options: &[String]) -> (MsFlags, bool, String) {
     (flags, read_only, data.join(","))
 }
 
+/// The propagation a mount's options ask for (`rslave`, ...), as flags.
+pub fn propagation(options: &[String]) -> Option<MsFlags> {
+    options.iter().rev().find_map(|o| {
+        Some(match o.as_str() {
+            "private" => MsFlags::MS_PRIVATE,
+            "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            "shared" => MsFlags::MS_SHARED,
+            "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+            "slave" => MsFlags::MS_SLAVE,
+            "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            _ => return None,
+        })
+    })
+}
+
 /// Escapes a path for overlayfs's option string, where `:` separates
 /// layers and `,` options.
 fn overlay_escape(p: &Path) -> String {
@@ -210,11 +225,24 @@ fn open_in_root(root: &OwnedFd, path: &str) -> Result<Option<OwnedFd>, SetupErro
 pub fn setup(config: &ContainerConfig, dir: &Path, nodev: bool) -> Result<(), SetupError> {
     let sys = Linux;
     let spec = &config.spec;
+    // A bind that should receive the host's later mounts (`rslave`,
+    // `rshared`) must stay tied to the host's mounts: the namespace becomes
+    // their slave instead (nothing still propagates back to the host), and
+    // every mount below gets its own propagation when it is made.
+    let receives = spec.mounts().iter().flatten().any(|m| {
+        propagation(m.options().as_deref().unwrap_or_default())
+            .is_some_and(|f| f.intersects(MsFlags::MS_SLAVE | MsFlags::MS_SHARED))
+    });
+    let ns_propagation = if receives {
+        MsFlags::MS_SLAVE
+    } else {
+        MsFlags::MS_PRIVATE
+    };
     sys.mount(
         None,
         Path::new("/"),
         None,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        MsFlags::MS_REC | ns_propagation,
         None,
     )
     .map_err(|e| err("cannot make the mount namespace private", e))?;
@@ -415,6 +443,12 @@ fn mount_one(sys: &Linux, root: &OwnedFd, m: &Mount) -> Result<(), SetupError> {
             )
             .map_err(|e| err(format!("cannot make {dest} read-only"), e))?;
         }
+        // Binds are rprivate unless they ask otherwise; the remount must
+        // name the new mount, so the path is opened again.
+        let wanted = propagation(&options).unwrap_or(MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+        let fd = ensure_in_root(root, &dest, file)?;
+        sys.mount(None, &fd_path(&fd), None, wanted, None)
+            .map_err(|e| err(format!("cannot set the propagation of {dest}"), e))?;
     } else {
         if read_only {
             flags |= MsFlags::MS_RDONLY;
@@ -552,6 +586,20 @@ mod tests {
         assert!(flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC));
         assert!(ro);
         assert_eq!(data, "mode=755,size=65536k");
+    }
+
+    #[test]
+    fn propagation_comes_from_the_last_propagation_option() {
+        let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(propagation(&o(&["rbind", "ro"])), None);
+        assert_eq!(
+            propagation(&o(&["rbind", "rslave"])),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
+        assert_eq!(
+            propagation(&o(&["rprivate", "shared"])),
+            Some(MsFlags::MS_SHARED)
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! that second, per cent of one CPU (docker's measure, so two busy CPUs
 //! show 200%). The memory limit is the container's, else the host's
 //! memory. NET I/O is what crossed the container's interfaces (its network
-//! namespace's counters, loopback aside). On a terminal the table is redrawn every second until Ctrl-C;
+//! namespace's counters, loopback aside). BLOCK I/O is what its processes
+//! read from and wrote to block devices, from the cgroup's blkio (v1) or io
+//! (v2) counters: page-cache hits and v1's deferred writeback are not I/O
+//! it did. On a terminal the table is redrawn every second until Ctrl-C;
 //! `--no-stream` prints one sample and exits.
 //!
 //! [`Usage`]: crate::runtime::cgroup::Usage
@@ -59,6 +62,7 @@ pub fn run(global: &Global, args: &StatsArgs) -> Result<(), Failure> {
                         "MEM USAGE / LIMIT",
                         "MEM %",
                         "NET I/O",
+                        "BLOCK I/O",
                         "PIDS"
                     ],
                     &table
@@ -87,6 +91,8 @@ struct Row {
     pids: u64,
     /// Bytes received and sent on its interfaces (loopback aside).
     net: Option<(u64, u64)>,
+    /// Bytes read from and written to block devices.
+    block: (u64, u64),
 }
 
 impl Row {
@@ -112,6 +118,9 @@ impl Row {
             memory,
             limit: limit.min(host_memory.max(1)),
             pids,
+            block: now
+                .as_ref()
+                .map_or((0, 0), |u| (u.block_read, u.block_write)),
             net: c
                 .state
                 .as_ref()
@@ -136,6 +145,7 @@ impl Row {
             format!("{} / {}", bytes(self.memory), bytes(self.limit)),
             format!("{:.2}%", self.mem_percent()),
             self.net_text(),
+            self.block_text(),
             self.pids.to_string(),
         ]
     }
@@ -144,6 +154,10 @@ impl Row {
         self.net.map_or("--".into(), |(rx, tx)| {
             format!("{} / {}", decimal(rx), decimal(tx))
         })
+    }
+
+    fn block_text(&self) -> String {
+        format!("{} / {}", decimal(self.block.0), decimal(self.block.1))
     }
 
     fn json(&self) -> serde_json::Value {
@@ -155,6 +169,7 @@ impl Row {
             "MemBytes": self.memory,
             "MemLimitBytes": self.limit,
             "NetIO": self.net_text(),
+            "BlockIO": self.block_text(),
             "PIDs": self.pids.to_string(),
         })
     }

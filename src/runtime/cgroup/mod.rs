@@ -76,7 +76,9 @@ impl CgroupError {
 /// `cpuset` is added only when the container asks for a cpuset, because a
 /// v1 cpuset cgroup needs `cpuset.cpus` and `cpuset.mems` copied down from
 /// its parent before any process can join it.
-const V1_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct", "freezer", "devices"];
+const V1_CONTROLLERS: &[&str] = &[
+    "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio",
+];
 
 /// The host's cgroup layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +137,7 @@ impl Hierarchy {
                                 | "cpuset"
                                 | "freezer"
                                 | "devices"
+                                | "blkio"
                         ) {
                             v1.entry(opt.to_string())
                                 .or_insert_with(|| PathBuf::from(mount_point));
@@ -173,6 +176,48 @@ pub struct Limits {
     /// Device access rules in order, as (allow, `type major:minor access`);
     /// `None`: no restriction (privileged containers).
     pub devices: Option<Vec<(bool, String)>>,
+    /// Relative block I/O weight, 10..=1000 (`blkio_config.weight`).
+    pub block_weight: Option<u16>,
+    /// Block I/O limits per device (`blkio_config.device_read_bps`, ...).
+    pub block_throttles: Vec<Throttle>,
+}
+
+/// One device's block I/O limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    pub kind: ThrottleKind,
+    pub major: i64,
+    pub minor: i64,
+    /// Bytes or operations per second.
+    pub rate: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleKind {
+    ReadBps,
+    WriteBps,
+    ReadIops,
+    WriteIops,
+}
+
+impl ThrottleKind {
+    fn v1_file(self) -> &'static str {
+        match self {
+            ThrottleKind::ReadBps => "blkio.throttle.read_bps_device",
+            ThrottleKind::WriteBps => "blkio.throttle.write_bps_device",
+            ThrottleKind::ReadIops => "blkio.throttle.read_iops_device",
+            ThrottleKind::WriteIops => "blkio.throttle.write_iops_device",
+        }
+    }
+
+    fn v2_key(self) -> &'static str {
+        match self {
+            ThrottleKind::ReadBps => "rbps",
+            ThrottleKind::WriteBps => "wbps",
+            ThrottleKind::ReadIops => "riops",
+            ThrottleKind::WriteIops => "wiops",
+        }
+    }
 }
 
 impl Limits {
@@ -193,6 +238,25 @@ impl Limits {
         }
         if let Some(p) = res.pids() {
             l.pids = Some(p.limit());
+        }
+        if let Some(b) = res.block_io() {
+            l.block_weight = b.weight();
+            let lists = [
+                (ThrottleKind::ReadBps, b.throttle_read_bps_device()),
+                (ThrottleKind::WriteBps, b.throttle_write_bps_device()),
+                (ThrottleKind::ReadIops, b.throttle_read_iops_device()),
+                (ThrottleKind::WriteIops, b.throttle_write_iops_device()),
+            ];
+            for (kind, list) in lists {
+                for d in list.iter().flatten() {
+                    l.block_throttles.push(Throttle {
+                        kind,
+                        major: d.major(),
+                        minor: d.minor(),
+                        rate: d.rate(),
+                    });
+                }
+            }
         }
         if let Some(devices) = res.devices() {
             let rule = |d: &oci_spec::runtime::LinuxDeviceCgroup| {
@@ -245,6 +309,16 @@ pub fn v1_settings(l: &Limits) -> Vec<(&'static str, &'static str, String)> {
         out.push(("cpuset", "cpuset.mems", m.clone()));
     }
     out.push(("pids", "pids.max", pids_value(l.pids)));
+    if let Some(w) = l.block_weight {
+        out.push(("blkio", "blkio.weight", w.to_string()));
+    }
+    for t in &l.block_throttles {
+        out.push((
+            "blkio",
+            t.kind.v1_file(),
+            format!("{}:{} {}", t.major, t.minor, t.rate),
+        ));
+    }
     for (allow, rule) in l.devices.iter().flatten() {
         let file = if *allow {
             "devices.allow"
@@ -312,7 +386,49 @@ pub fn v2_settings(l: &Limits) -> Vec<(&'static str, String)> {
         out.push(("cpuset.mems", m.clone()));
     }
     out.push(("pids.max", pids_value(l.pids)));
+    if let Some(w) = l.block_weight {
+        out.push(("io.weight", format!("default {w}")));
+    }
+    // One line per device: io.max takes every limit of a device at once.
+    let mut devices: Vec<(i64, i64)> = l
+        .block_throttles
+        .iter()
+        .map(|t| (t.major, t.minor))
+        .collect();
+    devices.sort();
+    devices.dedup();
+    for (major, minor) in devices {
+        let limits: Vec<String> = l
+            .block_throttles
+            .iter()
+            .filter(|t| (t.major, t.minor) == (major, minor))
+            .map(|t| format!("{}={}", t.kind.v2_key(), t.rate))
+            .collect();
+        out.push(("io.max", format!("{major}:{minor} {}", limits.join(" "))));
+    }
     out
+}
+
+/// Whether this host's cgroups can limit a container's block I/O per
+/// device: v1's blkio controller, or v2's delegated io controller.
+pub fn block_throttle_supported(h: &Hierarchy) -> bool {
+    match h {
+        Hierarchy::V1(m) => m.contains_key("blkio"),
+        Hierarchy::V2(_) => block_weight_supported(h),
+    }
+}
+
+/// Whether this host's cgroups can weigh a container's block I/O: v1's
+/// `blkio.weight` exists only under the CFQ scheduler, v2's `io.weight`
+/// only where the io controller is delegated.
+pub fn block_weight_supported(h: &Hierarchy) -> bool {
+    match h {
+        Hierarchy::V1(m) => m
+            .get("blkio")
+            .is_some_and(|p| p.join("blkio.weight").exists()),
+        Hierarchy::V2(root) => std::fs::read_to_string(root.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "io")),
+    }
 }
 
 fn pids_value(p: Option<i64>) -> String {
@@ -338,6 +454,37 @@ pub struct Usage {
     /// CPU time consumed, nanoseconds.
     pub cpu_nanos: u64,
     pub pids: u64,
+    /// Bytes read from and written to block devices (`stats`' BLOCK I/O).
+    pub block_read: u64,
+    pub block_write: u64,
+}
+
+/// Bytes read and written, summed over devices: v1's
+/// `blkio.throttle.io_service_bytes_recursive` (`8:0 Read 4096` lines) or
+/// v2's `io.stat` (`8:0 rbytes=4096 wbytes=0 ...`).
+pub fn block_bytes(text: &str) -> (u64, u64) {
+    let (mut read, mut write) = (0u64, 0u64);
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        if fields.next().is_none_or(|d| !d.contains(':')) {
+            continue;
+        }
+        let rest: Vec<&str> = fields.collect();
+        match rest.as_slice() {
+            ["Read", n] => read += n.parse::<u64>().unwrap_or(0),
+            ["Write", n] => write += n.parse::<u64>().unwrap_or(0),
+            kv => {
+                for f in kv {
+                    match f.split_once('=') {
+                        Some(("rbytes", n)) => read += n.parse::<u64>().unwrap_or(0),
+                        Some(("wbytes", n)) => write += n.parse::<u64>().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    (read, write)
 }
 
 /// A container's cgroup: the same relative path in every hierarchy.
@@ -487,6 +634,11 @@ impl Cgroup {
                     if file.starts_with("memory.memsw") && !sys.exists(&path) {
                         continue;
                     }
+                    // Without the CFQ scheduler there is no weight to set
+                    // (the build warned).
+                    if file == "blkio.weight" && !sys.exists(&path) {
+                        continue;
+                    }
                     sys.write_file(&path, &value)
                         .map_err(CgroupError::io("write", &path))?;
                 }
@@ -495,7 +647,7 @@ impl Cgroup {
                 let available = sys
                     .read_file(&root.join("cgroup.controllers"))
                     .unwrap_or_default();
-                let wanted: Vec<&str> = ["cpu", "cpuset", "memory", "pids"]
+                let wanted: Vec<&str> = ["cpu", "cpuset", "memory", "pids", "io"]
                     .into_iter()
                     .filter(|c| available.split_whitespace().any(|a| a == *c))
                     .collect();
@@ -637,7 +789,10 @@ impl Cgroup {
                 let d = root.join(&self.path);
                 let stat = read(d.join("memory.stat"));
                 let inactive = keyed_value(&stat, "inactive_file").unwrap_or(0);
+                let (block_read, block_write) = block_bytes(&read(d.join("io.stat")));
                 Usage {
+                    block_read,
+                    block_write,
                     memory: num(read(d.join("memory.current")))
                         .unwrap_or(0)
                         .saturating_sub(inactive),
@@ -658,7 +813,11 @@ impl Cgroup {
                     keyed_value(&at("memory", "memory.stat"), "total_inactive_file").unwrap_or(0);
                 // v1 reports "no limit" as a huge page-rounded number.
                 let limit = num(at("memory", "memory.limit_in_bytes")).filter(|l| *l < (1 << 62));
+                let (block_read, block_write) =
+                    block_bytes(&at("blkio", "blkio.throttle.io_service_bytes_recursive"));
                 Usage {
+                    block_read,
+                    block_write,
                     memory: num(at("memory", "memory.usage_in_bytes"))
                         .unwrap_or(0)
                         .saturating_sub(inactive),
@@ -873,7 +1032,10 @@ mod tests {
     fn creating_on_v2_enables_controllers_on_our_ancestors_only() {
         let root = PathBuf::from("/sys/fs/cgroup");
         let sys = Recording::new()
-            .with_file(root.join("cgroup.controllers"), "cpu memory pids io")
+            .with_file(
+                root.join("cgroup.controllers"),
+                "cpu memory pids io hugetlb",
+            )
             .with_file(root.join("stack/p/c/memory.max"), "max");
         let l = Limits {
             memory: Some(4096),
@@ -886,16 +1048,62 @@ mod tests {
             [
                 (
                     root.join("stack/cgroup.subtree_control"),
-                    "+cpu +memory +pids".to_string()
+                    "+cpu +memory +pids +io".to_string()
                 ),
                 (
                     root.join("stack/p/cgroup.subtree_control"),
-                    "+cpu +memory +pids".to_string()
+                    "+cpu +memory +pids +io".to_string()
                 ),
                 (root.join("stack/p/c/memory.max"), "4096".to_string()),
                 (root.join("stack/p/c/pids.max"), "max".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn block_io_counters_and_limits_in_both_hierarchies() {
+        let v1 = "8:0 Read 4096\n8:0 Write 512\n8:0 Sync 0\n8:0 Total 4608\n254:0 Read 100\nTotal 4708\n";
+        assert_eq!(block_bytes(v1), (4196, 512));
+        let v2 =
+            "8:0 rbytes=4096 wbytes=512 rios=1 wios=1 dbytes=0 dios=0\n254:0 rbytes=100 wbytes=0\n";
+        assert_eq!(block_bytes(v2), (4196, 512));
+        let t = |kind, rate| Throttle {
+            kind,
+            major: 254,
+            minor: 0,
+            rate,
+        };
+        let l = Limits {
+            block_throttles: vec![
+                t(ThrottleKind::ReadBps, 1 << 20),
+                t(ThrottleKind::WriteIops, 100),
+            ],
+            ..Limits::default()
+        };
+        let v1: Vec<_> = v1_settings(&l)
+            .into_iter()
+            .filter(|(c, _, _)| *c == "blkio")
+            .collect();
+        assert_eq!(
+            v1,
+            [
+                (
+                    "blkio",
+                    "blkio.throttle.read_bps_device",
+                    "254:0 1048576".to_string()
+                ),
+                (
+                    "blkio",
+                    "blkio.throttle.write_iops_device",
+                    "254:0 100".to_string()
+                ),
+            ]
+        );
+        let v2: Vec<_> = v2_settings(&l)
+            .into_iter()
+            .filter(|(f, _)| f.starts_with("io."))
+            .collect();
+        assert_eq!(v2, [("io.max", "254:0 rbps=1048576 wiops=100".to_string())]);
     }
 
     #[test]

@@ -345,7 +345,7 @@ pub fn host_namespace(service: &Service, kind: &str) -> bool {
 /// prints them) but does not act on: each one a warning when a container
 /// of the service is made, rather than a silent difference from docker.
 fn unapplied_keys(service: &Service) -> Vec<String> {
-    const APPLIED: [&str; 5] = ["devices", "logging", "pid", "ipc", "uts"];
+    const APPLIED: [&str; 6] = ["devices", "logging", "pid", "ipc", "uts", "blkio_config"];
     service
         .extra
         .keys()
@@ -653,7 +653,7 @@ pub fn container_config(
         "namespaces": namespaces,
         "cgroupsPath": format!("stack/{}/{}", ctx.project, ctx.id),
         "resources": {"memory": memory_json, "cpu": cpu_json, "pids": {"limit": pids},
-                      "devices": devices},
+                      "devices": devices, "blockIO": block_io(service, &mut warnings)?},
         "sysctl": service.sysctls,
     });
     if service.privileged {
@@ -785,6 +785,84 @@ fn host_devices(dev: &Path) -> Vec<serde_json::Value> {
     }
     out.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
     out
+}
+
+/// `blkio_config` as the OCI spec's `blockIO`: the weight, and per-device
+/// limits with each device path turned into its numbers. What this host's
+/// cgroups cannot do is a warning, not a silent difference.
+fn block_io(
+    service: &Service,
+    warnings: &mut Vec<String>,
+) -> Result<serde_json::Value, ContainerError> {
+    let Some(config) = service.extra.get("blkio_config") else {
+        return Ok(json!({}));
+    };
+    let hierarchy = crate::runtime::cgroup::Hierarchy::cached().ok();
+    let mut out = json!({});
+    if let Some(w) = config.get("weight").and_then(|w| w.as_u64()) {
+        if hierarchy
+            .as_ref()
+            .is_some_and(crate::runtime::cgroup::block_weight_supported)
+        {
+            out["weight"] = w.into();
+        } else {
+            warnings.push(format!(
+                "service `{}`: blkio_config.weight needs the CFQ I/O scheduler (cgroup v1) or a delegated io controller (v2), which this host lacks; not applied",
+                service.name
+            ));
+        }
+    }
+    if config.get("weight_device").is_some() {
+        warnings.push(format!(
+            "service `{}`: blkio_config.weight_device is not applied by stack",
+            service.name
+        ));
+    }
+    let throttles = [
+        ("device_read_bps", "throttleReadBpsDevice", true),
+        ("device_write_bps", "throttleWriteBpsDevice", true),
+        ("device_read_iops", "throttleReadIOPSDevice", false),
+        ("device_write_iops", "throttleWriteIOPSDevice", false),
+    ];
+    let mut any = false;
+    for (key, oci, bytes) in throttles {
+        let Some(list) = config.get(key) else {
+            continue;
+        };
+        let bad = || ContainerError::BadBlkio {
+            key,
+            value: list.to_string(),
+        };
+        let mut entries = Vec::new();
+        for entry in list.as_array().ok_or_else(bad)? {
+            let path = entry.get("path").and_then(|p| p.as_str()).ok_or_else(bad)?;
+            let rate = match entry.get("rate") {
+                Some(serde_json::Value::Number(n)) => n.as_u64(),
+                Some(serde_json::Value::String(s)) if bytes => parse_size(s),
+                Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            }
+            .ok_or_else(bad)?;
+            let (kind, major, minor) = device_numbers(path).map_err(|_| bad())?;
+            if kind != "b" {
+                return Err(bad());
+            }
+            entries.push(json!({"major": major, "minor": minor, "rate": rate}));
+        }
+        any |= !entries.is_empty();
+        out[oci] = entries.into();
+    }
+    if any
+        && !hierarchy
+            .as_ref()
+            .is_some_and(crate::runtime::cgroup::block_throttle_supported)
+    {
+        warnings.push(format!(
+            "service `{}`: blkio_config device limits need the blkio (v1) or io (v2) cgroup controller, which this host lacks; not applied",
+            service.name
+        ));
+    }
+    Ok(out)
 }
 
 fn device_numbers(path: &str) -> Result<(&'static str, u32, u32), ContainerError> {
@@ -1077,7 +1155,7 @@ mod tests {
         s.command = Some(vec!["x".into()]);
         s.extra.insert("pid".into(), "service:db".into());
         s.extra
-            .insert("blkio_config".into(), serde_json::json!({"weight": 300}));
+            .insert("cgroup_parent".into(), serde_json::json!("mine"));
         s.extra.insert("x-mine".into(), "1".into());
         let cfg = container_config(&s, &image(), &ctx(), Path::new("/r")).unwrap();
         let linux = cfg.spec.linux().as_ref().unwrap();
@@ -1087,7 +1165,7 @@ mod tests {
         assert!(
             cfg.warnings
                 .iter()
-                .any(|w| w.contains("`blkio_config` is not applied"))
+                .any(|w| w.contains("`cgroup_parent` is not applied"))
         );
     }
 

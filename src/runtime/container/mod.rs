@@ -71,6 +71,10 @@ pub enum ContainerError {
     )]
     BadDevice(String),
     #[error(
+        "blkio_config.{key}: `{value}` is not usable: each entry needs `path` (a block device on this host) and `rate` (bytes per second, units b/k/m/g allowed, for *_bps; a number for *_iops)"
+    )]
+    BadBlkio { key: &'static str, value: String },
+    #[error(
         "logging option {key}=`{value}` is not valid; use sizes like 10m and a file count of at least 1"
     )]
     BadLogOption { key: &'static str, value: String },

@@ -176,6 +176,11 @@ pub struct Limits {
     /// Device access rules in order, as (allow, `type major:minor access`);
     /// `None`: no restriction (privileged containers).
     pub devices: Option<Vec<(bool, String)>>,
+    /// 0..=100 (`mem_swappiness`), v1 only.
+    pub swappiness: Option<u64>,
+    /// No OOM kills: the container waits for memory instead
+    /// (`oom_kill_disable`), v1 only.
+    pub oom_kill_disable: bool,
     /// Relative block I/O weight, 10..=1000 (`blkio_config.weight`).
     pub block_weight: Option<u16>,
     /// Block I/O limits per device (`blkio_config.device_read_bps`, ...).
@@ -228,6 +233,8 @@ impl Limits {
             l.memory = m.limit();
             l.memory_swap = m.swap();
             l.memory_reservation = m.reservation();
+            l.swappiness = m.swappiness();
+            l.oom_kill_disable = m.disable_oom_killer().unwrap_or(false);
         }
         if let Some(c) = res.cpu() {
             l.cpu_shares = c.shares();
@@ -291,6 +298,12 @@ pub fn v1_settings(l: &Limits) -> Vec<(&'static str, &'static str, String)> {
     }
     if let Some(r) = l.memory_reservation {
         out.push(("memory", "memory.soft_limit_in_bytes", r.to_string()));
+    }
+    if let Some(s) = l.swappiness {
+        out.push(("memory", "memory.swappiness", s.to_string()));
+    }
+    if l.oom_kill_disable {
+        out.push(("memory", "memory.oom_control", "1".to_string()));
     }
     if let Some(s) = l.cpu_shares {
         out.push(("cpu", "cpu.shares", s.to_string()));

@@ -345,7 +345,17 @@ pub fn host_namespace(service: &Service, kind: &str) -> bool {
 /// prints them) but does not act on: each one a warning when a container
 /// of the service is made, rather than a silent difference from docker.
 fn unapplied_keys(service: &Service) -> Vec<String> {
-    const APPLIED: [&str; 6] = ["devices", "logging", "pid", "ipc", "uts", "blkio_config"];
+    const APPLIED: [&str; 9] = [
+        "devices",
+        "logging",
+        "pid",
+        "ipc",
+        "uts",
+        "blkio_config",
+        "device_cgroup_rules",
+        "mem_swappiness",
+        "oom_kill_disable",
+    ];
     service
         .extra
         .keys()
@@ -510,6 +520,36 @@ pub fn container_config(
     if let Some(r) = reservation {
         memory_json["reservation"] = r.into();
     }
+    // v1's memory knobs: v2 has neither, so there they are a warning.
+    let v1 = matches!(
+        crate::runtime::cgroup::Hierarchy::cached(),
+        Ok(crate::runtime::cgroup::Hierarchy::V1(_))
+    );
+    let swappiness = service.extra.get("mem_swappiness").and_then(|v| v.as_u64());
+    let no_oom_kill = service
+        .extra
+        .get("oom_kill_disable")
+        .and_then(|v| v.as_bool())
+        == Some(true);
+    for (key, asked) in [
+        ("mem_swappiness", swappiness.is_some()),
+        ("oom_kill_disable", no_oom_kill),
+    ] {
+        if asked && !v1 {
+            warnings.push(format!(
+                "service `{}`: {key} exists only with cgroup v1; not applied on this host",
+                service.name
+            ));
+        }
+    }
+    if v1 {
+        if let Some(s) = swappiness {
+            memory_json["swappiness"] = s.min(100).into();
+        }
+        if no_oom_kill {
+            memory_json["disableOOMKiller"] = true.into();
+        }
+    }
     let mut cpu_json = json!({});
     if let Some(s) = service.cpu_shares {
         cpu_json["shares"] = s.into();
@@ -595,6 +635,16 @@ pub fn container_config(
         }
     }
     mounts.extend(device_mounts);
+    // `device_cgroup_rules`: more devices allowed, by number (`c 1:3 mr`).
+    if let Some(rules) = service.extra.get("device_cgroup_rules") {
+        for rule in rules.as_array().into_iter().flatten() {
+            let text = rule.as_str().unwrap_or_default();
+            let (typ, major, minor, access) = parse_device_rule(text)
+                .ok_or_else(|| ContainerError::BadDeviceRule(text.into()))?;
+            devices.push(json!({"allow": true, "type": typ, "major": major,
+                                "minor": minor, "access": access}));
+        }
+    }
 
     let mut namespaces: Vec<serde_json::Value> = ["pid", "ipc", "uts"]
         .into_iter()
@@ -863,6 +913,28 @@ fn block_io(
         ));
     }
     Ok(out)
+}
+
+/// One `device_cgroup_rules` entry: `TYPE MAJOR:MINOR ACCESS`, with `*`
+/// for any number, TYPE one of a, b, c and ACCESS letters of rwm.
+fn parse_device_rule(text: &str) -> Option<(String, Option<i64>, Option<i64>, String)> {
+    let mut parts = text.split_whitespace();
+    let typ = parts.next().filter(|t| matches!(*t, "a" | "b" | "c"))?;
+    let (major, minor) = parts.next()?.split_once(':')?;
+    let access = parts
+        .next()
+        .filter(|a| !a.is_empty() && a.chars().all(|c| matches!(c, 'r' | 'w' | 'm')))?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let number = |n: &str| -> Option<Option<i64>> {
+        if n == "*" {
+            Some(None)
+        } else {
+            n.parse().ok().map(Some)
+        }
+    };
+    Some((typ.into(), number(major)?, number(minor)?, access.into()))
 }
 
 fn device_numbers(path: &str) -> Result<(&'static str, u32, u32), ContainerError> {
@@ -1167,6 +1239,28 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("`cgroup_parent` is not applied"))
         );
+    }
+
+    #[test]
+    fn device_rules_parse_as_docker_writes_them() {
+        assert_eq!(
+            parse_device_rule("c 1:3 mr"),
+            Some(("c".into(), Some(1), Some(3), "mr".into()))
+        );
+        assert_eq!(
+            parse_device_rule("a *:* rwm"),
+            Some(("a".into(), None, None, "rwm".into()))
+        );
+        for bad in [
+            "x 1:3 r",
+            "c 1 r",
+            "c 1:3 rx",
+            "c 1:3",
+            "c a:3 r",
+            "c 1:3 r extra",
+        ] {
+            assert_eq!(parse_device_rule(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub enum ContainerError {
     )]
     BadBlkio { key: &'static str, value: String },
     #[error(
+        "device_cgroup_rules: `{0}` is not a rule; write TYPE MAJOR:MINOR ACCESS, e.g. `c 1:3 mr` (TYPE a, b or c; `*` for any number; ACCESS of r, w, m)"
+    )]
+    BadDeviceRule(String),
+    #[error(
         "logging option {key}=`{value}` is not valid; use sizes like 10m and a file count of at least 1"
     )]
     BadLogOption { key: &'static str, value: String },

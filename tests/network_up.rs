@@ -2,7 +2,8 @@
 //! one name in rotating order; a container on another network can neither
 //! resolve nor reach them; an internal network has no default route;
 //! published TCP and UDP ports answer on 127.0.0.1 and on the host's own
-//! address; a host port already taken fails before anything starts.
+//! address; a host port already taken fails before anything starts; a
+//! changed network is made again and its containers reattached.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -240,4 +241,81 @@ services:
     p.ok(&["down", "-v"]);
     let left = p.leftovers();
     assert!(left.is_empty(), "left on the host: {left:?}");
+}
+
+/// The interface index of the bridge of a project's network (by its alias).
+fn bridge_index(project: &str, network: &str) -> Option<String> {
+    let out = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let alias = format!("alias stack:{project}:{network}");
+    stdout(&out)
+        .lines()
+        .find(|l| l.trim_end().ends_with(&alias))
+        .and_then(|l| l.split(':').next())
+        .map(str::to_string)
+}
+
+#[test]
+fn a_changed_network_is_made_again_and_its_containers_reattached() {
+    if !e2e::can_run() {
+        return;
+    }
+    let stack = |version: &str| {
+        format!(
+            r#"name: {{project}}
+services:
+  web:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    networks: [front]
+    command: ["sh", "-c", "echo hi-front > /srv/index.html; exec httpd -f -p 8080 -h /srv"]
+  client:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    networks: [front]
+    command: ["sleep", "3600"]
+networks:
+  front:
+    labels: {{version: "{version}"}}
+"#
+        )
+    };
+    let p = Project::new("netre", &stack("1"));
+    p.ok(&["up", "-d"]);
+    let (web, client) = (p.container("web", 1), p.container("client", 1));
+    let long = Duration::from_secs(20);
+    let pids = (
+        eventually("web running", long, || p.pid(&web)),
+        eventually("client running", long, || p.pid(&client)),
+    );
+    let fetch = || {
+        let o = p.exec(&client, &["wget", "-q", "-O", "-", "http://web:8080/"]);
+        (o.status.success() && stdout(&o).trim() == "hi-front").then_some(())
+    };
+    eventually("client reaches web by name", long, fetch);
+    let before = bridge_index(&p.name, "front").expect("the bridge exists");
+    assert!(p.exec(&client, &["touch", "/kept"]).status.success());
+
+    p.rewrite(&stack("2").replace("{project}", &p.name));
+    let plan = p.ok(&["plan"]);
+    assert!(plan.contains("network"), "{plan}");
+    p.ok(&["up", "-d"]);
+    let after = bridge_index(&p.name, "front").expect("the bridge exists again");
+    assert_ne!(before, after, "the bridge was not made again");
+    // The same containers (their writable layers kept), restarted on the
+    // new bridge, reach each other by name.
+    let again = (
+        eventually("web running again", long, || p.pid(&web)),
+        eventually("client running again", long, || p.pid(&client)),
+    );
+    assert!(again.0 != pids.0 && again.1 != pids.1, "{pids:?} {again:?}");
+    assert!(
+        p.exec(&web, &["test", "-f", "/srv/index.html"])
+            .status
+            .success()
+    );
+    assert!(p.exec(&client, &["test", "-f", "/kept"]).status.success());
+    eventually("client reaches web by name again", long, fetch);
+    // Nothing changed since: nothing to do.
+    let o = p.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }

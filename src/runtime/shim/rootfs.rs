@@ -277,7 +277,7 @@ pub fn setup(config: &ContainerConfig, dir: &Path, nodev: bool) -> Result<(), Se
     .map_err(|e| err("cannot open the root filesystem", e))?;
 
     for m in spec.mounts().iter().flatten() {
-        mount_one(&sys, &root, m)?;
+        mount_one(&sys, &root, m, receives)?;
     }
 
     if let Some(linux) = spec.linux() {
@@ -389,7 +389,10 @@ pub fn setup(config: &ContainerConfig, dir: &Path, nodev: bool) -> Result<(), Se
     Ok(())
 }
 
-fn mount_one(sys: &Linux, root: &OwnedFd, m: &Mount) -> Result<(), SetupError> {
+/// `receives`: the namespace was made a slave of the host's mounts, so a
+/// bind must be given its own propagation (in a private namespace a bind
+/// is private already, and the remount is saved).
+fn mount_one(sys: &Linux, root: &OwnedFd, m: &Mount, receives: bool) -> Result<(), SetupError> {
     let dest = m.destination().to_string_lossy().into_owned();
     let typ = m.typ().as_deref().unwrap_or("bind");
     let options: Vec<String> = m.options().clone().unwrap_or_default();
@@ -446,9 +449,11 @@ fn mount_one(sys: &Linux, root: &OwnedFd, m: &Mount) -> Result<(), SetupError> {
         // Binds are rprivate unless they ask otherwise; the remount must
         // name the new mount, so the path is opened again.
         let wanted = propagation(&options).unwrap_or(MsFlags::MS_PRIVATE | MsFlags::MS_REC);
-        let fd = ensure_in_root(root, &dest, file)?;
-        sys.mount(None, &fd_path(&fd), None, wanted, None)
-            .map_err(|e| err(format!("cannot set the propagation of {dest}"), e))?;
+        if receives || !wanted.contains(MsFlags::MS_PRIVATE) {
+            let fd = ensure_in_root(root, &dest, file)?;
+            sys.mount(None, &fd_path(&fd), None, wanted, None)
+                .map_err(|e| err(format!("cannot set the propagation of {dest}"), e))?;
+        }
     } else {
         if read_only {
             flags |= MsFlags::MS_RDONLY;

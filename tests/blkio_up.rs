@@ -116,9 +116,7 @@ services:
       device_read_bps: [{path: /dev/null, rate: 1mb}]
 "#,
     );
-    let o = p.run(&["up", "-d"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = p.fails(&["up", "-d"]);
     assert!(err.contains("blkio_config.device_read_bps"), "{err}");
     assert!(err.contains("a block device"), "{err}");
 }

@@ -68,9 +68,7 @@ services:
     device_cgroup_rules: ["x 1:3 rwm"]
 "#,
     );
-    let o = p.run(&["up", "-d"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = p.fails(&["up", "-d"]);
     assert!(err.contains("device_cgroup_rules: `x 1:3 rwm`"), "{err}");
     assert!(p.ok(&["ps", "-a", "-q"]).trim().is_empty());
 }

@@ -230,9 +230,7 @@ services:
 "#
         ),
     );
-    let o = p.run(&["up", "-d"]);
-    assert_eq!(o.status.code(), Some(1), "{o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = p.fails(&["up", "-d"]);
     assert!(err.contains(&port.to_string()), "{err}");
     // The ports are checked before the plan runs: no container was made.
     let ps = p.ok(&["ps", "-a", "-q"]);

@@ -16,6 +16,25 @@ fn exists(p: &Project, name: &str) -> bool {
     p.root.join("containers").join(name).exists()
 }
 
+/// Waits for `name` to be removed, then checks it is gone from `ps -a` and
+/// the project's record, and that a `remove` event says so.
+fn removed_with_an_event(p: &Project, name: &str) {
+    eventually("the one-off to be removed", LONG, || {
+        (!exists(p, name)).then_some(())
+    });
+    assert!(!p.ok(&["ps", "-a"]).contains(name));
+    let record = std::fs::read_to_string(p.root.join("projects").join(&p.name).join("state.json"))
+        .unwrap_or_default();
+    assert!(!record.contains(name), "{record}");
+    let events = p.ok(&["events", "--json", "--no-follow"]);
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains(name) && l.contains("\"remove\"")),
+        "{events}"
+    );
+}
+
 const STACK: &str = r#"name: {project}
 services:
   app:
@@ -41,17 +60,7 @@ fn the_watcher_removes_a_detached_rm_one_off_once_it_exits() {
     eventually("the one-off to run", LONG, || p.pid(&name));
     assert!(p.ok(&["ps", "-a"]).contains(&name));
     e2e::ok(p.exec(&name, &["touch", "/go"]), "touch /go");
-    eventually("the one-off to be removed", LONG, || {
-        (!exists(&p, &name)).then_some(())
-    });
-    assert!(!p.ok(&["ps", "-a"]).contains(&name));
-    let events = p.ok(&["events", "--json", "--no-follow"]);
-    assert!(
-        events
-            .lines()
-            .any(|l| l.contains(&name) && l.contains("\"remove\"")),
-        "{events}"
-    );
+    removed_with_an_event(&p, &name);
     // A one-off without --rm is kept.
     let kept = p.ok(&["run", "-d", "tool"]).trim().to_string();
     eventually("the kept one-off to run", LONG, || p.pid(&kept));
@@ -78,20 +87,7 @@ fn without_a_watcher_its_shim_removes_it_once_it_exits() {
     eventually("the one-off to run", LONG, || p.pid(&name));
     assert!(exists(&p, &name));
     e2e::ok(p.exec(&name, &["touch", "/go"]), "touch /go");
-    eventually("the one-off to be removed", LONG, || {
-        (!exists(&p, &name)).then_some(())
-    });
-    assert!(!p.ok(&["ps", "-a"]).contains(&name));
-    let record = std::fs::read_to_string(p.root.join("projects").join(&p.name).join("state.json"))
-        .unwrap_or_default();
-    assert!(!record.contains(&name), "{record}");
-    let events = p.ok(&["events", "--json", "--no-follow"]);
-    assert!(
-        events
-            .lines()
-            .any(|l| l.contains(&name) && l.contains("\"remove\"")),
-        "{events}"
-    );
+    removed_with_an_event(&p, &name);
     // Its network endpoint went with it: no link is named after it.
     let links = std::process::Command::new("ip")
         .args(["-o", "link"])

@@ -189,9 +189,7 @@ volumes:
     );
     let volume = format!("{}-outside", p.name);
     // Missing: a clear error naming it, before anything starts.
-    let o = p.run(&["up", "-d"]);
-    assert_eq!(o.status.code(), Some(1), "{o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = p.fails(&["up", "-d"]);
     assert!(
         err.contains(&format!("external volume `{volume}` does not exist")),
         "{err}"
@@ -260,9 +258,7 @@ services:
         bind: {create_host_path: false}
 "#,
     );
-    let o = p.run(&["up", "-d"]);
-    assert_eq!(o.status.code(), Some(1), "{o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = p.fails(&["up", "-d"]);
     assert!(err.contains("missing"), "{err}");
     assert!(!p.dir().join("missing").exists(), "nothing was created");
     p.ok(&["down", "-v"]);
@@ -378,9 +374,7 @@ services:
         bind: {propagation: sideways}
 "#,
     );
-    let o = p.run(&["up", "-d"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = p.fails(&["up", "-d"]);
     assert!(err.contains("unknown bind propagation `sideways`"), "{err}");
     assert!(err.contains("rslave"), "{err}");
     assert!(

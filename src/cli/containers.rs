@@ -237,6 +237,26 @@ fn dependency_rank(deps: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String
     memo
 }
 
+/// Runs `f` on the project's host under the project's lock (waiting for a
+/// watcher round to end), then closes the host, whatever `f` returned.
+pub fn with_locked_host<T>(
+    global: &Global,
+    f: impl AsyncFnOnce(&LinuxHost, &Scope, &ProjectLock) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let scope = scope(global)?;
+    let rt = tokio()?;
+    rt.block_on(async {
+        let host = open_host(global, &scope).await?;
+        let result = async {
+            let lock = lock(&global.root, &scope.project)?;
+            f(&host, &scope, &lock).await
+        }
+        .await;
+        host.close().await;
+        result
+    })
+}
+
 /// Takes the project's lock, waiting (up to a minute) for a watcher round
 /// or another command to finish with it.
 pub fn lock(root: &std::path::Path, project: &str) -> Result<ProjectLock, Failure> {

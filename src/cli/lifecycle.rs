@@ -50,18 +50,9 @@ fn with_containers<T>(
         &crate::state::ProjectLock,
     ) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
-    let scope = containers::scope(global)?;
-    let rt = containers::tokio()?;
-    rt.block_on(async {
-        let host = containers::open_host(global, &scope).await?;
-        let result = async {
-            let lock = containers::lock(&global.root, &scope.project)?;
-            let list = containers::containers(&host, &scope, services, one_off).await?;
-            f(&host, &scope, list, &lock).await
-        }
-        .await;
-        host.close().await;
-        result
+    containers::with_locked_host(global, async |host, scope, lock| {
+        let list = containers::containers(host, scope, services, one_off).await?;
+        f(host, scope, list, lock).await
     })
 }
 

@@ -53,42 +53,33 @@ pub fn main(global: &Global, args: &RunArgs) -> ExitCode {
 /// says so in the project's events; a container already gone, started
 /// again, or not an auto-remove one-off of this project is left alone.
 pub fn auto_remove(global: &Global, name: &str) -> Result<(), Failure> {
-    let scope = containers::scope(global)?;
-    let rt = containers::tokio()?;
-    rt.block_on(async {
-        let host = containers::open_host(global, &scope).await?;
-        let result = async {
-            let lock = containers::lock(&global.root, &scope.project)?;
-            let runtime = host.runtime();
-            let Ok(config) = runtime.config(name) else {
-                return Ok(());
-            };
-            let label = |k: &str| config.labels.get(k).map(String::as_str);
-            let exited = runtime
-                .state(name)
-                .is_ok_and(|s| s.status == crate::runtime::container::Status::Exited);
-            if label(labels::AUTO_REMOVE) != Some("true")
-                || label(labels::PROJECT) != Some(scope.project.as_str())
-                || !exited
-            {
-                return Ok(());
-            }
-            host.remove_container(name)
-                .await
-                .map_err(|e| anyhow!("cannot remove {name}: {e}"))?;
-            let mut record = lock.read().map_err(anyhow::Error::from)?;
-            if record.containers.remove(name).is_some() {
-                lock.write(&record).map_err(anyhow::Error::from)?;
-            }
-            let event = Event::now(&scope.project, "remove")
-                .container(label(labels::SERVICE).unwrap_or_default(), name)
-                .detail("exited; started with `run --rm -d`");
-            let _ = EventLog::new(&global.root, &scope.project).append(&event);
-            Ok::<(), Failure>(())
+    containers::with_locked_host(global, async |host, scope, lock| {
+        let runtime = host.runtime();
+        let Ok(config) = runtime.config(name) else {
+            return Ok(());
+        };
+        let label = |k: &str| config.labels.get(k).map(String::as_str);
+        let exited = runtime
+            .state(name)
+            .is_ok_and(|s| s.status == crate::runtime::container::Status::Exited);
+        if label(labels::AUTO_REMOVE) != Some("true")
+            || label(labels::PROJECT) != Some(scope.project.as_str())
+            || !exited
+        {
+            return Ok(());
         }
-        .await;
-        host.close().await;
-        result
+        host.remove_container(name)
+            .await
+            .map_err(|e| anyhow!("cannot remove {name}: {e}"))?;
+        let mut record = lock.read().map_err(anyhow::Error::from)?;
+        if record.containers.remove(name).is_some() {
+            lock.write(&record).map_err(anyhow::Error::from)?;
+        }
+        let event = Event::now(&scope.project, "remove")
+            .container(label(labels::SERVICE).unwrap_or_default(), name)
+            .detail("exited; started with `run --rm -d`");
+        let _ = EventLog::new(&global.root, &scope.project).append(&event);
+        Ok(())
     })
 }
 

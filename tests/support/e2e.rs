@@ -191,6 +191,19 @@ impl Project {
         ok(self.run(args), &args.join(" "))
     }
 
+    /// Runs `stack ... ARGS`, asserts it failed (exit code 1) and returns
+    /// its standard error, the message the user reads.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{} did not fail: {o:?}",
+            args.join(" ")
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
     /// Runs `stack ... ARGS` with these environment variables set.
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut c = self.command();

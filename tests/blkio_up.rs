@@ -116,7 +116,7 @@ services:
       device_read_bps: [{path: /dev/null, rate: 1mb}]
 "#,
     );
-    let err = p.fails(&["up", "-d"]);
+    let err = p.fails(1, &["up", "-d"]);
     assert!(err.contains("blkio_config.device_read_bps"), "{err}");
     assert!(err.contains("a block device"), "{err}");
 }

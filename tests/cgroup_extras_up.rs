@@ -68,7 +68,7 @@ services:
     device_cgroup_rules: ["x 1:3 rwm"]
 "#,
     );
-    let err = p.fails(&["up", "-d"]);
+    let err = p.fails(1, &["up", "-d"]);
     assert!(err.contains("device_cgroup_rules: `x 1:3 rwm`"), "{err}");
     assert!(p.ok(&["ps", "-a", "-q"]).trim().is_empty());
 }

@@ -230,7 +230,7 @@ services:
 "#
         ),
     );
-    let err = p.fails(&["up", "-d"]);
+    let err = p.fails(1, &["up", "-d"]);
     assert!(err.contains(&port.to_string()), "{err}");
     // The ports are checked before the plan runs: no container was made.
     let ps = p.ok(&["ps", "-a", "-q"]);

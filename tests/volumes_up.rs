@@ -189,7 +189,7 @@ volumes:
     );
     let volume = format!("{}-outside", p.name);
     // Missing: a clear error naming it, before anything starts.
-    let err = p.fails(&["up", "-d"]);
+    let err = p.fails(1, &["up", "-d"]);
     assert!(
         err.contains(&format!("external volume `{volume}` does not exist")),
         "{err}"
@@ -258,7 +258,7 @@ services:
         bind: {create_host_path: false}
 "#,
     );
-    let err = p.fails(&["up", "-d"]);
+    let err = p.fails(1, &["up", "-d"]);
     assert!(err.contains("missing"), "{err}");
     assert!(!p.dir().join("missing").exists(), "nothing was created");
     p.ok(&["down", "-v"]);
@@ -374,9 +374,11 @@ services:
         bind: {propagation: sideways}
 "#,
     );
-    let err = p.fails(&["up", "-d"]);
+    let err = p.fails(3, &["up", "-d"]);
     assert!(err.contains("unknown bind propagation `sideways`"), "{err}");
     assert!(err.contains("rslave"), "{err}");
+    // Its place: the line of `propagation:` in the file.
+    assert!(err.contains("compose.yaml:9:"), "{err}");
     assert!(
         !p.root.join("containers").exists()
             || std::fs::read_dir(p.root.join("containers"))

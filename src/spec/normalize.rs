@@ -540,8 +540,12 @@ impl Normalizer<'_> {
         if let Some(p) = bind.as_ref().and_then(|b| b.propagation.as_deref())
             && !PROPAGATIONS.contains(&p)
         {
+            let at = item
+                .get("bind")
+                .and_then(|b| b.get("propagation"))
+                .unwrap_or(item);
             self.error(
-                item,
+                at,
                 &format!("{path}.bind.propagation"),
                 format!(
                     "unknown bind propagation `{p}`; use one of {}",

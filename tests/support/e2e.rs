@@ -191,16 +191,12 @@ impl Project {
         ok(self.run(args), &args.join(" "))
     }
 
-    /// Runs `stack ... ARGS`, asserts it failed (exit code 1) and returns
-    /// its standard error, the message the user reads.
-    pub fn fails(&self, args: &[&str]) -> String {
+    /// Runs `stack ... ARGS`, asserts it failed with exit code `code` (1:
+    /// the operation failed, 3: the stack file is wrong) and returns its
+    /// standard error, the message the user reads.
+    pub fn fails(&self, code: i32, args: &[&str]) -> String {
         let o = self.run(args);
-        assert_eq!(
-            o.status.code(),
-            Some(1),
-            "{} did not fail: {o:?}",
-            args.join(" ")
-        );
+        assert_eq!(o.status.code(), Some(code), "{}: {o:?}", args.join(" "));
         String::from_utf8_lossy(&o.stderr).into_owned()
     }
 

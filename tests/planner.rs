@@ -1305,3 +1305,28 @@ async fn the_pull_flag_overrides_the_services_policy() {
     };
     assert!(sb.plan(&load(WEB_DB), &never).await.unwrap().is_empty());
 }
+
+#[test]
+fn container_references_to_this_stacks_containers_order_like_service_ones() {
+    let stack = load(
+        "name: p\nservices:\n  side: {image: busybox, network_mode: 'container:p-web-1'}\n  \
+         data: {image: busybox, volumes_from: ['container:keeper:ro']}\n  \
+         web: {image: busybox}\n  keep: {image: busybox, container_name: keeper}\n  \
+         other: {image: busybox, network_mode: 'container:elsewhere'}\n",
+    );
+    let g = stack::planner::graph::Graph::new(&stack).unwrap();
+    let order: Vec<&str> = g.order().collect();
+    let at = |s: &str| order.iter().position(|o| *o == s).unwrap();
+    assert!(at("web") < at("side"), "{order:?}");
+    assert!(at("keep") < at("data"), "{order:?}");
+    let deps = |s: &str| -> Vec<String> {
+        g.dependencies(s)
+            .into_iter()
+            .map(|(d, _)| d.to_string())
+            .collect()
+    };
+    assert_eq!(deps("side"), ["web"]);
+    assert_eq!(deps("data"), ["keep"]);
+    // A container outside the stack orders nothing.
+    assert!(deps("other").is_empty());
+}

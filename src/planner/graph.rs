@@ -2,9 +2,10 @@
 //!
 //! A service depends on another through `depends_on` (with a condition:
 //! started, healthy, or completed successfully; and `required`, `restart`),
-//! `links`, `network_mode: service:x` and `volumes_from`; the last three
-//! are hard dependencies (the container cannot even be set up without the
-//! other). The graph is a petgraph `DiGraph` with an edge from each service
+//! `links`, `network_mode: service:x` and `volumes_from`, and through
+//! `container:NAME` (network_mode, volumes_from) when NAME is a container of
+//! the stack itself; the last three are hard dependencies (the container
+//! cannot even be set up without the other). The graph is a petgraph `DiGraph` with an edge from each service
 //! to each of its dependencies. Its topological order (dependencies first)
 //! drives `up`; its reverse drives `down`. A cycle is an error that names
 //! every service in it, since no order could start them.
@@ -48,6 +49,36 @@ pub struct Graph {
     order: Vec<NodeIndex>,
 }
 
+/// The containers `service` names by `container:NAME` (network_mode,
+/// volumes_from), with why.
+fn container_refs(service: &crate::spec::model::Service) -> Vec<(&str, &'static str)> {
+    let mut refs = Vec::new();
+    if let Some(c) = service
+        .network_mode
+        .as_deref()
+        .and_then(|m| m.strip_prefix("container:"))
+    {
+        refs.push((c, "network_mode"));
+    }
+    for from in &service.volumes_from {
+        if let Some(rest) = from.strip_prefix("container:") {
+            refs.push((rest.split(':').next().unwrap_or(rest), "volumes_from"));
+        }
+    }
+    refs
+}
+
+/// The service of `stack` whose container is called `container`: by its
+/// `container_name`, or by the name stack gives (`<project>-<service>-<n>`).
+fn service_of_container<'a>(stack: &'a Stack, container: &str) -> Option<&'a str> {
+    stack.services.iter().find_map(|(name, s)| {
+        let generated = container
+            .strip_prefix(&format!("{}-{name}-", stack.name))
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        (generated || s.container_name.as_deref() == Some(container)).then_some(name.as_str())
+    })
+}
+
 impl Graph {
     /// The graph of a stack's services. Dependencies on services that are
     /// not in the stack (disabled by a profile, `required: false`) are left
@@ -56,7 +87,12 @@ impl Graph {
         let mut edges: Vec<(String, String, Edge)> = Vec::new();
         for (name, service) in &stack.services {
             let mut seen: BTreeMap<&str, Edge> = BTreeMap::new();
-            for (dep, why) in service.dependencies() {
+            // `container:NAME` naming a container of this very stack orders
+            // as `service:` does: that container must exist first.
+            let by_container = container_refs(service)
+                .into_iter()
+                .filter_map(|(c, why)| Some((service_of_container(stack, c)?, why)));
+            for (dep, why) in service.dependencies().into_iter().chain(by_container) {
                 if !stack.services.contains_key(dep) {
                     continue;
                 }

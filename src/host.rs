@@ -30,6 +30,8 @@
 //! for health gates); each result is kept in `health.json`, and `list`
 //! reports the last one.
 
+mod hooks;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -198,6 +200,11 @@ struct HostRecord {
     /// container repeats.
     #[serde(default)]
     volume_mounts: Vec<BindMount>,
+    /// Lifecycle hooks ([`hooks`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    post_start: Vec<hooks::Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pre_stop: Vec<hooks::Hook>,
 }
 
 /// The planner's host on this machine, for one project.
@@ -796,6 +803,20 @@ impl LinuxHost {
         rec.dns_search = dns.dns_search;
         rec.dns_opt = dns.dns_opt;
         rec.probe = probe(&service, &image.config);
+        for (key, slot) in [
+            ("post_start", &mut rec.post_start),
+            ("pre_stop", &mut rec.pre_stop),
+        ] {
+            let (list, warnings) =
+                hooks::parse(&service, key).map_err(|why| HostError::Service {
+                    service: spec.service.clone(),
+                    why,
+                })?;
+            for w in warnings {
+                eprintln!("warning: service `{}`: {w}", spec.service);
+            }
+            *slot = list;
+        }
         let binds = self.mounts(spec, &mut service, &image.layers, &mut rec)?;
 
         let mode = NetMode::parse(service.network_mode.as_deref())?;
@@ -941,9 +962,30 @@ impl LinuxHost {
         }
     }
 
+    /// Starts the container ([`Self::start_process`]), then runs its
+    /// `post_start` hooks.
+    async fn start_inner(&self, id: &str) -> Result<(), HostError> {
+        self.start_process(id).await?;
+        let rec = self.host_record(id)?;
+        if rec.post_start.is_empty() {
+            return Ok(());
+        }
+        let runtime = self.runtime.clone();
+        let owned = id.to_string();
+        blocking(move || {
+            hooks::run(&runtime, &owned, "post_start", &rec.post_start).map_err(|why| {
+                HostError::Service {
+                    service: rec.service.clone(),
+                    why,
+                }
+            })
+        })
+        .await
+    }
+
     /// Starts a created container, or makes an exited one again from its
     /// recorded configuration and starts that (a restart).
-    async fn start_inner(&self, id: &str) -> Result<(), HostError> {
+    async fn start_process(&self, id: &str) -> Result<(), HostError> {
         let state = self.runtime.state(id)?;
         match state.status {
             container::Status::Running | container::Status::Paused => return Ok(()),
@@ -1481,7 +1523,21 @@ impl Runtime for LinuxHost {
     async fn stop(&self, name: &str, timeout: Option<Duration>) -> Result<(), BackendError> {
         let runtime = self.runtime.clone();
         let id = name.to_string();
+        let pre_stop = self
+            .host_record(name)
+            .map(|r| r.pre_stop)
+            .unwrap_or_default();
         blocking(move || {
+            // Only a running container has anything to prepare for a stop.
+            let running = runtime
+                .state(&id)
+                .is_ok_and(|s| s.status == container::Status::Running);
+            if running
+                && !pre_stop.is_empty()
+                && let Err(why) = hooks::run(&runtime, &id, "pre_stop", &pre_stop)
+            {
+                eprintln!("warning: {id}: {why}; stopping it anyway");
+            }
             // A frozen process cannot act on the stop signal, nor die of SIGKILL.
             if runtime
                 .state(&id)

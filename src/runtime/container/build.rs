@@ -345,7 +345,12 @@ pub fn host_namespace(service: &Service, kind: &str) -> bool {
 /// prints them) but does not act on: each one a warning when a container
 /// of the service is made, rather than a silent difference from docker.
 fn unapplied_keys(service: &Service) -> Vec<String> {
-    const APPLIED: [&str; 9] = [
+    // Acted on elsewhere (hooks by the host), or meaning nothing to `up`.
+    const SILENT: [&str; 12] = [
+        "post_start",
+        "pre_stop",
+        // `stack` has no `watch` command: its sync rules are not for `up`.
+        "develop",
         "devices",
         "logging",
         "pid",
@@ -359,7 +364,7 @@ fn unapplied_keys(service: &Service) -> Vec<String> {
     service
         .extra
         .keys()
-        .filter(|k| !APPLIED.contains(&k.as_str()) && !k.starts_with("x-"))
+        .filter(|k| !SILENT.contains(&k.as_str()) && !k.starts_with("x-"))
         .map(|k| {
             format!(
                 "service `{}`: `{k}` is not applied by stack; the container runs without it",

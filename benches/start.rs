@@ -66,6 +66,7 @@ fn config(
         resolv_conf: String::new(),
         binds: vec![],
         project_dir: "/".into(),
+        joins: Default::default(),
     };
     build::container_config(&service, &ImageConfig::default(), &ctx, rt.root()).unwrap()
 }

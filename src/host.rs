@@ -200,6 +200,12 @@ struct HostRecord {
     /// container repeats.
     #[serde(default)]
     volume_mounts: Vec<BindMount>,
+    /// The containers whose pid and IPC namespaces it joined (`pid:`,
+    /// `ipc:` `service:x` / `container:x`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pid_of: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ipc_of: Option<String>,
     /// Lifecycle hooks ([`hooks`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     post_start: Vec<hooks::Hook>,
@@ -880,6 +886,27 @@ impl LinuxHost {
             }
         }
 
+        // `pid:`/`ipc:` `service:x` or `container:x`: that container's.
+        let mut joins = container::build::Joins::default();
+        for (kind, slot, of) in [
+            ("pid", &mut joins.pid, &mut rec.pid_of),
+            ("ipc", &mut joins.ipc, &mut rec.ipc_of),
+        ] {
+            let Some(value) = service.extra.get(kind).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let other = match (
+                value.strip_prefix("service:"),
+                value.strip_prefix("container:"),
+            ) {
+                (Some(s), _) => self.container_of(s)?,
+                (_, Some(c)) => c.to_string(),
+                _ => continue,
+            };
+            *slot = Some(self.first_pid(&other)?);
+            *of = Some(other);
+        }
+
         let image_config = RunImageConfig::from(&image.config);
         let ctx = BuildContext {
             id: id.clone(),
@@ -890,6 +917,7 @@ impl LinuxHost {
             resolv_conf: String::new(),
             binds,
             project_dir: self.stack.project_dir.clone(),
+            joins,
         };
         let mut config =
             container::build::container_config(&service, &image_config, &ctx, &self.root)?;
@@ -946,6 +974,22 @@ impl LinuxHost {
         }
     }
 
+    /// The host pid of `id`'s first process, while it is created or running.
+    fn first_pid(&self, id: &str) -> Result<i32, HostError> {
+        let s = self.runtime.state(id)?;
+        match s.pid {
+            Some(pid)
+                if matches!(
+                    s.status,
+                    container::Status::Running | container::Status::Created
+                ) =>
+            {
+                Ok(pid)
+            }
+            _ => Err(ContainerError::NotRunning(id.to_string()).into()),
+        }
+    }
+
     fn netns_of(&self, id: &str) -> Result<PathBuf, HostError> {
         let s = self.runtime.state(id)?;
         match s.pid {
@@ -997,11 +1041,19 @@ impl LinuxHost {
             _ => {}
         }
         let rec = self.host_record(id)?;
-        if let Some(other) = &rec.network_of {
-            // The joined container may have been made again since: its
-            // namespace now, never a pid that may belong to someone else.
+        if rec.network_of.is_some() || rec.pid_of.is_some() || rec.ipc_of.is_some() {
+            // The joined containers may have been made again since: their
+            // namespaces now, never a pid that may belong to someone else.
             let mut config = self.runtime.config(id)?;
-            join_netns(&mut config, self.netns_of(other)?);
+            if let Some(other) = &rec.network_of {
+                join_netns(&mut config, self.netns_of(other)?);
+            }
+            if let Some(other) = &rec.pid_of {
+                container::build::rejoin(&mut config, "pid", self.first_pid(other)?);
+            }
+            if let Some(other) = &rec.ipc_of {
+                container::build::rejoin(&mut config, "ipc", self.first_pid(other)?);
+            }
             self.runtime.replace_config(id, &config)?;
         }
         let runtime = self.runtime.clone();

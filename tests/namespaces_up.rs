@@ -78,3 +78,62 @@ services:
     p.ok(&["down"]);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn pid_and_ipc_join_another_services_container() {
+    if !e2e::can_run() {
+        return;
+    }
+    let p = Project::new(
+        "joinns",
+        r#"name: {project}
+services:
+  db:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    command: ["sleep", "3601"]
+  app:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    pid: service:db
+    ipc: service:db
+    command: ["sleep", "3602"]
+  byname:
+    image: localhost/busybox:latest
+    stop_grace_period: 1s
+    pid: "container:{project}-db-1"
+    command: ["sleep", "3603"]
+"#,
+    );
+    p.ok(&["up", "-d"]);
+    let (db, app, byname) = (
+        p.container("db", 1),
+        p.container("app", 1),
+        p.container("byname", 1),
+    );
+    let long = Duration::from_secs(20);
+    for c in [&db, &app, &byname] {
+        eventually(&format!("{c} running"), long, || p.pid(c));
+    }
+    let ns =
+        |c: &str, kind: &str| stdout(&p.exec(c, &["readlink", &format!("/proc/self/ns/{kind}")]));
+    assert_eq!(ns(&app, "pid"), ns(&db, "pid"));
+    assert_eq!(ns(&app, "ipc"), ns(&db, "ipc"));
+    assert_eq!(ns(&byname, "pid"), ns(&db, "pid"));
+    assert_ne!(ns(&byname, "ipc"), ns(&db, "ipc"));
+    assert_ne!(ns(&db, "pid"), host_ns("pid"));
+    // One process tree: db sees app's command, app sees db's.
+    let cmdlines =
+        |c: &str| stdout(&p.exec(c, &["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]));
+    assert!(cmdlines(&db).contains("sleep 3602"), "{}", cmdlines(&db));
+    assert!(cmdlines(&app).contains("sleep 3601"), "{}", cmdlines(&app));
+    // /dev/shm stays each container's own (a warning at `up` says so).
+    stdout(&p.exec(&db, &["touch", "/dev/shm/from-db"]));
+    assert!(
+        !p.exec(&app, &["test", "-e", "/dev/shm/from-db"])
+            .status
+            .success()
+    );
+    p.ok(&["down"]);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

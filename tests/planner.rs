@@ -1330,3 +1330,14 @@ fn container_references_to_this_stacks_containers_order_like_service_ones() {
     // A container outside the stack orders nothing.
     assert!(deps("other").is_empty());
 }
+
+#[test]
+fn joining_a_services_pid_or_ipc_namespace_orders_after_it() {
+    let stack = load(
+        "name: p\nservices:\n  a: {image: busybox, pid: 'service:b'}\n  \
+         b: {image: busybox, ipc: 'service:c'}\n  c: {image: busybox, ipc: host}\n",
+    );
+    let g = stack::planner::graph::Graph::new(&stack).unwrap();
+    let order: Vec<&str> = g.order().collect();
+    assert_eq!(order, ["c", "b", "a"]);
+}

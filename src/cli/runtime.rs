@@ -215,6 +215,7 @@ fn run_container(rt: &Runtime, a: &RunArgs) -> Result<u8> {
         resolv_conf: String::new(),
         binds: vec![],
         project_dir: std::env::current_dir()?,
+        joins: Default::default(),
     };
     let config = build::container_config(&service, &ImageConfig::default(), &ctx, rt.root())?;
     for w in &config.warnings {

@@ -60,6 +60,16 @@ fn container_refs(service: &crate::spec::model::Service) -> Vec<(&str, &'static 
     {
         refs.push((c, "network_mode"));
     }
+    for key in ["pid", "ipc"] {
+        if let Some(c) = service
+            .extra
+            .get(key)
+            .and_then(|v| v.as_str())
+            .and_then(|m| m.strip_prefix("container:"))
+        {
+            refs.push((c, key));
+        }
+    }
     for from in &service.volumes_from {
         if let Some(rest) = from.strip_prefix("container:") {
             refs.push((rest.split(':').next().unwrap_or(rest), "volumes_from"));
@@ -109,7 +119,8 @@ impl Graph {
                     other => Edge {
                         kind: match other {
                             "links" => DepKind::Link,
-                            "network_mode" => DepKind::NetworkMode,
+                            // Namespaces joined: the other must exist first.
+                            "network_mode" | "pid" | "ipc" => DepKind::NetworkMode,
                             _ => DepKind::VolumesFrom,
                         },
                         condition: Condition::ServiceStarted,

@@ -204,6 +204,17 @@ impl Service {
         {
             deps.push((name, "network_mode"));
         }
+        // `pid:`/`ipc:` `service:x` join that service's namespaces: as hard.
+        for key in ["pid", "ipc"] {
+            if let Some(name) = self
+                .extra
+                .get(key)
+                .and_then(|v| v.as_str())
+                .and_then(|m| m.strip_prefix("service:"))
+            {
+                deps.push((name, key));
+            }
+        }
         for from in &self.volumes_from {
             let name = from.split(':').next().unwrap_or(from);
             if !name.starts_with("container") || !from.contains(':') {

@@ -123,6 +123,7 @@ impl TestRuntime {
             resolv_conf: "nameserver 127.0.0.1\n".into(),
             binds: vec![],
             project_dir: self.dir.path().to_path_buf(),
+            joins: Default::default(),
         };
         edit(&mut service, &mut ctx);
         build::container_config(&service, &ImageConfig::default(), &ctx, self.rt.root()).unwrap()

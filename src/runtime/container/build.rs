@@ -107,6 +107,39 @@ pub struct BuildContext {
     pub binds: Vec<BindMount>,
     /// Where relative paths in the service (seccomp profiles) resolve.
     pub project_dir: PathBuf,
+    /// Namespaces shared with another container (`pid:`, `ipc:`).
+    pub joins: Joins,
+}
+
+/// The pid and IPC namespaces of another container to join (`pid:` or
+/// `ipc:` set to `service:x` or `container:x`): the host pid of its first
+/// process, whose `/proc/<pid>/ns/*` are joined. For IPC that shares System
+/// V IPC objects and POSIX message queues; /dev/shm, a tmpfs mounted inside
+/// the other container's mount namespace, cannot be bound from outside it,
+/// so each keeps its own (a warning says so).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Joins {
+    pub pid: Option<i32>,
+    pub ipc: Option<i32>,
+}
+
+/// Points a configuration's joined `kind` namespace (`pid` or `ipc`) at
+/// the container whose first process is now `pid` (a restart, after that
+/// container was started again).
+pub fn rejoin(config: &mut ContainerConfig, kind: &str, pid: i32) {
+    let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
+    if let Some(namespaces) = config
+        .spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    {
+        for ns in namespaces.iter_mut() {
+            if format!("{:?}", ns.typ()).eq_ignore_ascii_case(kind) && ns.path().is_some() {
+                ns.set_path(Some(path.clone()));
+            }
+        }
+    }
 }
 
 /// Log rotation (`logging.options` `max-size`, `max-file`).
@@ -334,9 +367,10 @@ pub fn check_sysctl(name: &str, own_network: bool, own_ipc: bool) -> Result<(), 
 }
 
 /// `pid:`, `ipc:` or `uts:` set to `host`: the container shares the
-/// host's namespace of that kind (docker's `--pid host` and so on). Any
-/// other value keeps the container's own (`private`, `shareable`; joining
-/// another container's is told as a warning by [`namespace_warnings`]).
+/// host's namespace of that kind (docker's `--pid host` and so on).
+/// `service:x`/`container:x` join another container's (the caller resolves
+/// it into [`BuildContext::joins`]); anything else keeps the container's
+/// own (`private`, `shareable`).
 pub fn host_namespace(service: &Service, kind: &str) -> bool {
     service.extra.get(kind).and_then(|v| v.as_str()) == Some("host")
 }
@@ -374,9 +408,10 @@ fn unapplied_keys(service: &Service) -> Vec<String> {
         .collect()
 }
 
-/// What of `pid:`, `ipc:` and `uts:` stack does not apply.
+/// What of `uts:` stack does not apply (pid and IPC joins are
+/// [`BuildContext::joins`]; compose's `uts:` knows only `host`).
 fn namespace_warnings(service: &Service) -> Vec<String> {
-    ["pid", "ipc", "uts"]
+    ["uts"]
         .into_iter()
         .filter_map(|kind| {
             let value = service.extra.get(kind)?.as_str()?;
@@ -651,13 +686,28 @@ pub fn container_config(
         }
     }
 
-    let mut namespaces: Vec<serde_json::Value> = ["pid", "ipc", "uts"]
-        .into_iter()
-        .filter(|kind| !host_namespace(service, kind))
-        .map(|kind| json!({ "type": kind }))
-        .collect();
+    let mut namespaces: Vec<serde_json::Value> = Vec::new();
+    for (kind, joined) in [
+        ("pid", ctx.joins.pid),
+        ("ipc", ctx.joins.ipc),
+        ("uts", None),
+    ] {
+        match joined {
+            Some(pid) => {
+                namespaces.push(json!({"type": kind, "path": format!("/proc/{pid}/ns/{kind}")}))
+            }
+            None if host_namespace(service, kind) => {}
+            None => namespaces.push(json!({ "type": kind })),
+        }
+    }
     namespaces.push(json!({"type": "mount"}));
     warnings.extend(namespace_warnings(service));
+    if ctx.joins.ipc.is_some() {
+        warnings.push(format!(
+            "service `{}`: its IPC namespace (System V IPC, message queues) is shared, but not /dev/shm, which stays its own",
+            service.name
+        ));
+    }
     warnings.extend(unapplied_keys(service));
     match &ctx.network {
         NetworkMode::New | NetworkMode::None => namespaces.push(json!({"type": "network"})),
@@ -1049,6 +1099,7 @@ mod tests {
             resolv_conf: String::new(),
             binds: vec![],
             project_dir: "/".into(),
+            joins: Joins::default(),
         }
     }
 
@@ -1230,7 +1281,7 @@ mod tests {
         // apply, are warnings; extensions are not.
         let mut s = svc();
         s.command = Some(vec!["x".into()]);
-        s.extra.insert("pid".into(), "service:db".into());
+        s.extra.insert("uts".into(), "service:db".into());
         s.extra
             .insert("cgroup_parent".into(), serde_json::json!("mine"));
         s.extra.insert("x-mine".into(), "1".into());
@@ -1238,7 +1289,7 @@ mod tests {
         let linux = cfg.spec.linux().as_ref().unwrap();
         assert_eq!(linux.namespaces().as_ref().unwrap().len(), 5);
         assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
-        assert!(cfg.warnings[0].contains("`pid: service:db`"));
+        assert!(cfg.warnings[0].contains("`uts: service:db`"));
         assert!(
             cfg.warnings
                 .iter()

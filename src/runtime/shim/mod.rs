@@ -412,13 +412,31 @@ impl Shim {
         // namespace is always the container's own.
         let mut flags = libc::CLONE_NEWNS;
         let mut join_net = None;
+        // Another container's pid or IPC namespace: the shim enters it
+        // around the clone (for pid, only its children's), so the child is
+        // born there, and comes back right after.
+        let mut joins: Vec<(std::fs::File, nix::sched::CloneFlags, &str)> = Vec::new();
         for ns in linux.namespaces().iter().flatten() {
             use oci_spec::runtime::LinuxNamespaceType as T;
-            match ns.typ() {
-                T::Pid => flags |= libc::CLONE_NEWPID,
-                T::Uts => flags |= libc::CLONE_NEWUTS,
-                T::Ipc => flags |= libc::CLONE_NEWIPC,
-                _ => {}
+            let (flag, kind) = match ns.typ() {
+                T::Pid => (nix::sched::CloneFlags::CLONE_NEWPID, "pid"),
+                T::Ipc => (nix::sched::CloneFlags::CLONE_NEWIPC, "ipc"),
+                T::Uts => (nix::sched::CloneFlags::CLONE_NEWUTS, "uts"),
+                _ => (nix::sched::CloneFlags::empty(), ""),
+            };
+            match (ns.path(), kind) {
+                (_, "") => {}
+                (Some(p), "pid" | "ipc") => joins.push((
+                    std::fs::File::open(p).map_err(|e| {
+                        format!(
+                            "cannot open the {kind} namespace {}: {e}; is that container running?",
+                            p.display()
+                        )
+                    })?,
+                    flag,
+                    kind,
+                )),
+                _ => flags |= flag.bits(),
             }
             if ns.typ() == T::Network {
                 match ns.path() {
@@ -485,6 +503,14 @@ impl Shim {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(|e| format!("cannot create a signalfd: {e}"))?;
 
+        let mut own = Vec::new();
+        for (file, flag, kind) in &joins {
+            let mine = std::fs::File::open(format!("/proc/self/ns/{kind}"))
+                .map_err(|e| format!("cannot open the shim's own {kind} namespace: {e}"))?;
+            nix::sched::setns(file.as_fd(), *flag)
+                .map_err(|e| format!("cannot join the {kind} namespace: {e}"))?;
+            own.push((mine, *flag));
+        }
         // SAFETY: the shim is single-threaded, so the child may run
         // arbitrary code. clone with a null stack behaves like fork, with
         // the namespace flags applied to the child.
@@ -498,10 +524,17 @@ impl Shim {
                 0usize,
             )
         };
+        let clone_error = std::io::Error::last_os_error();
+        if pid != 0 {
+            // Back in the shim's own namespaces (the child, if any, stays).
+            for (mine, flag) in &own {
+                nix::sched::setns(mine.as_fd(), *flag)
+                    .map_err(|e| format!("cannot return to the shim's own namespace: {e}"))?;
+            }
+        }
         if pid < 0 {
             return Err(format!(
-                "cannot create the container's namespaces: {}",
-                std::io::Error::last_os_error()
+                "cannot create the container's namespaces: {clone_error}"
             ));
         }
         if pid == 0 {

@@ -991,19 +991,9 @@ impl LinuxHost {
     }
 
     fn netns_of(&self, id: &str) -> Result<PathBuf, HostError> {
-        let s = self.runtime.state(id)?;
-        match s.pid {
-            // A created container's process already lives in its namespace.
-            Some(pid)
-                if matches!(
-                    s.status,
-                    container::Status::Running | container::Status::Created
-                ) =>
-            {
-                Ok(PathBuf::from(format!("/proc/{pid}/ns/net")))
-            }
-            _ => Err(ContainerError::NotRunning(id.to_string()).into()),
-        }
+        // A created container's process already lives in its namespace.
+        let pid = self.first_pid(id)?;
+        Ok(PathBuf::from(format!("/proc/{pid}/ns/net")))
     }
 
     /// Starts the container ([`Self::start_process`]), then runs its

@@ -49,27 +49,14 @@ pub struct Graph {
     order: Vec<NodeIndex>,
 }
 
-/// The containers `service` names by `container:NAME` (network_mode,
-/// volumes_from), with why.
+/// The containers `service` names by `container:NAME` (network_mode, pid,
+/// ipc, volumes_from), with why.
 fn container_refs(service: &crate::spec::model::Service) -> Vec<(&str, &'static str)> {
-    let mut refs = Vec::new();
-    if let Some(c) = service
-        .network_mode
-        .as_deref()
-        .and_then(|m| m.strip_prefix("container:"))
-    {
-        refs.push((c, "network_mode"));
-    }
-    for key in ["pid", "ipc"] {
-        if let Some(c) = service
-            .extra
-            .get(key)
-            .and_then(|v| v.as_str())
-            .and_then(|m| m.strip_prefix("container:"))
-        {
-            refs.push((c, key));
-        }
-    }
+    let mut refs: Vec<(&str, &'static str)> = service
+        .namespace_modes()
+        .into_iter()
+        .filter_map(|(key, mode)| Some((mode.strip_prefix("container:")?, key)))
+        .collect();
     for from in &service.volumes_from {
         if let Some(rest) = from.strip_prefix("container:") {
             refs.push((rest.split(':').next().unwrap_or(rest), "volumes_from"));

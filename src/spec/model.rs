@@ -187,6 +187,20 @@ impl Service {
     }
 
     /// Every service this one cannot run without, with why.
+    /// The modes of the namespaces a service may share (`network_mode`,
+    /// `pid`, `ipc`), with their keys, where set.
+    pub fn namespace_modes(&self) -> Vec<(&'static str, &str)> {
+        let extra = |k: &str| self.extra.get(k).and_then(|v| v.as_str());
+        [
+            ("network_mode", self.network_mode.as_deref()),
+            ("pid", extra("pid")),
+            ("ipc", extra("ipc")),
+        ]
+        .into_iter()
+        .filter_map(|(k, m)| Some((k, m?)))
+        .collect()
+    }
+
     pub fn dependencies(&self) -> Vec<(&str, &'static str)> {
         let mut deps: Vec<(&str, &'static str)> = self
             .depends_on
@@ -197,21 +211,9 @@ impl Service {
             let name = link.split(':').next().unwrap_or(link);
             deps.push((name, "links"));
         }
-        if let Some(name) = self
-            .network_mode
-            .as_deref()
-            .and_then(|m| m.strip_prefix("service:"))
-        {
-            deps.push((name, "network_mode"));
-        }
-        // `pid:`/`ipc:` `service:x` join that service's namespaces: as hard.
-        for key in ["pid", "ipc"] {
-            if let Some(name) = self
-                .extra
-                .get(key)
-                .and_then(|v| v.as_str())
-                .and_then(|m| m.strip_prefix("service:"))
-            {
+        // `service:x` joins that service's namespaces: a hard dependency.
+        for (key, mode) in self.namespace_modes() {
+            if let Some(name) = mode.strip_prefix("service:") {
                 deps.push((name, key));
             }
         }

@@ -247,13 +247,21 @@ services:
     image: localhost/busybox:latest
     init: true
     stop_grace_period: 1s
-    command: ["sh", "-c", "echo talker says hi; exec sleep 3600"]
+    # After hushed has spoken: had hushed been attached, its line came first.
+    command: ["sh", "-c", "sleep 0.5; echo talker says hi; exec sleep 3600"]
+    depends_on: [hushed]
   quiet:
     image: localhost/busybox:latest
     init: true
     stop_grace_period: 1s
     command: ["sh", "-c", "echo quiet says hi; exec sleep 3600"]
     depends_on: [talker]
+  hushed:
+    image: localhost/busybox:latest
+    init: true
+    stop_grace_period: 1s
+    attach: false
+    command: ["sh", "-c", "echo hushed says hi; exec sleep 3600"]
 "#,
     );
     let mut up = Streaming::start(&p, &["up", "--no-attach", "quiet", "--no-color"]);
@@ -265,8 +273,9 @@ services:
     let status = up.interrupt();
     assert!(status.success(), "{status}");
     assert!(!up.text().contains("quiet says hi"), "{}", up.text());
-    // Both stopped, not removed.
-    for s in ["talker", "quiet"] {
+    assert!(!up.text().contains("hushed says hi"), "{}", up.text());
+    // All stopped, not removed.
+    for s in ["talker", "quiet", "hushed"] {
         assert!(p.pid(&p.container(s, 1)).is_none(), "{s} still runs");
     }
     assert!(p.ok(&["ps", "-a"]).contains(&p.container("quiet", 1)));

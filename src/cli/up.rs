@@ -483,9 +483,21 @@ fn foreground(
     let stack = &project.stack;
     catch_signals()?;
     let done = Arc::new(AtomicBool::new(false));
+    // `attach: false` keeps a service's logs out, unless `--attach` names it.
+    let mut exclude = args.no_attach.clone();
+    exclude.extend(
+        stack
+            .services
+            .iter()
+            .filter(|(name, s)| {
+                s.extra.get("attach").and_then(|v| v.as_bool()) == Some(false)
+                    && !args.attach.contains(name)
+            })
+            .map(|(name, _)| name.clone()),
+    );
     let attach = Filter {
         services: args.attach.clone(),
-        exclude: args.no_attach.clone(),
+        exclude,
         index: None,
     };
     let style = super::logs::Style {

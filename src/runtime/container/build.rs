@@ -380,7 +380,9 @@ pub fn host_namespace(service: &Service, kind: &str) -> bool {
 /// of the service is made, rather than a silent difference from docker.
 fn unapplied_keys(service: &Service) -> Vec<String> {
     // Acted on elsewhere (hooks by the host), or meaning nothing to `up`.
-    const SILENT: [&str; 12] = [
+    const SILENT: [&str; 13] = [
+        // `up`'s log streaming honours it.
+        "attach",
         "post_start",
         "pre_stop",
         // `stack` has no `watch` command: its sync rules are not for `up`.

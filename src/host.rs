@@ -996,12 +996,11 @@ impl LinuxHost {
         Ok(PathBuf::from(format!("/proc/{pid}/ns/net")))
     }
 
-    /// Starts the container ([`Self::start_process`]), then runs its
-    /// `post_start` hooks.
+    /// Starts the container ([`Self::start_process`]), then, if it was
+    /// not running already, runs its `post_start` hooks.
     async fn start_inner(&self, id: &str) -> Result<(), HostError> {
-        self.start_process(id).await?;
         let rec = self.host_record(id)?;
-        if rec.post_start.is_empty() {
+        if !self.start_process(id, &rec).await? || rec.post_start.is_empty() {
             return Ok(());
         }
         let runtime = self.runtime.clone();
@@ -1018,31 +1017,36 @@ impl LinuxHost {
     }
 
     /// Starts a created container, or makes an exited one again from its
-    /// recorded configuration and starts that (a restart).
-    async fn start_process(&self, id: &str) -> Result<(), HostError> {
+    /// recorded configuration and starts that (a restart). `false`: it ran
+    /// already.
+    async fn start_process(&self, id: &str, rec: &HostRecord) -> Result<bool, HostError> {
+        use oci_spec::runtime::LinuxNamespaceType as T;
         let state = self.runtime.state(id)?;
         match state.status {
-            container::Status::Running | container::Status::Paused => return Ok(()),
+            container::Status::Running | container::Status::Paused => return Ok(false),
             container::Status::Created => {
                 let runtime = self.runtime.clone();
                 let id = id.to_string();
-                return blocking(move || Ok(runtime.start(&id)?)).await;
+                blocking(move || Ok(runtime.start(&id)?)).await?;
+                return Ok(true);
             }
             _ => {}
         }
-        let rec = self.host_record(id)?;
-        if rec.network_of.is_some() || rec.pid_of.is_some() || rec.ipc_of.is_some() {
+        let joined = [
+            (T::Network, &rec.network_of, "net"),
+            (T::Pid, &rec.pid_of, "pid"),
+            (T::Ipc, &rec.ipc_of, "ipc"),
+        ];
+        if joined.iter().any(|(_, of, _)| of.is_some()) {
             // The joined containers may have been made again since: their
             // namespaces now, never a pid that may belong to someone else.
             let mut config = self.runtime.config(id)?;
-            if let Some(other) = &rec.network_of {
-                join_netns(&mut config, self.netns_of(other)?);
-            }
-            if let Some(other) = &rec.pid_of {
-                container::build::rejoin(&mut config, "pid", self.first_pid(other)?);
-            }
-            if let Some(other) = &rec.ipc_of {
-                container::build::rejoin(&mut config, "ipc", self.first_pid(other)?);
+            for (typ, of, kind) in joined {
+                if let Some(other) = of {
+                    let pid = self.first_pid(other)?;
+                    let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
+                    container::build::rejoin(&mut config, typ, path);
+                }
             }
             self.runtime.replace_config(id, &config)?;
         }
@@ -1057,11 +1061,12 @@ impl LinuxHost {
         };
         crate::timing::mark(|| format!("{id}: created again"));
         let _ = std::fs::remove_file(self.runtime.dir(id).join("health.json"));
-        self.wire(id, created.pid, &rec).await?;
+        self.wire(id, created.pid, rec).await?;
         crate::timing::mark(|| format!("{id}: wired"));
         let runtime = self.runtime.clone();
         let id = id.to_string();
-        blocking(move || Ok(runtime.start(&id)?)).await
+        blocking(move || Ok(runtime.start(&id)?)).await?;
+        Ok(true)
     }
 
     async fn remove_inner(&self, id: &str) -> Result<(), HostError> {
@@ -1082,29 +1087,6 @@ impl LinuxHost {
             self.volumes.remove(&name, &[])?;
         }
         Ok(())
-    }
-}
-
-/// Points the container's network namespace at `netns`.
-fn join_netns(config: &mut container::ContainerConfig, netns: PathBuf) {
-    use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType};
-    let Some(linux) = config.spec.linux_mut() else {
-        return;
-    };
-    let Some(namespaces) = linux.namespaces_mut() else {
-        return;
-    };
-    for ns in namespaces.iter_mut() {
-        if ns.typ() == LinuxNamespaceType::Network {
-            // Only a type and a path: building it cannot fail.
-            if let Ok(joined) = LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::Network)
-                .path(netns.clone())
-                .build()
-            {
-                *ns = joined;
-            }
-        }
     }
 }
 

@@ -41,6 +41,9 @@ services:
     let c = p.container("app", 1);
     eventually("app running", Duration::from_secs(20), || p.pid(&c));
     assert_eq!(hooks(), "post_start 0 hello\n");
+    // `start` of a running container starts nothing: no hook either.
+    p.ok(&["start", "app"]);
+    assert_eq!(hooks(), "post_start 0 hello\n");
     p.ok(&["stop", "app"]);
     assert_eq!(hooks(), "post_start 0 hello\npre_stop\n");
     // Started again: post_start again.

@@ -27,6 +27,30 @@ fn sh(p: &Project, args: &[&str], script: &str) -> std::process::Output {
     p.run(&[args, &["sh", "-c", script]].concat())
 }
 
+/// Runs `stack ARGS sh -c SCRIPT` with a script that exits 8 on `trap`,
+/// sends `signal` to the `stack` process once the script is ready, and
+/// returns stack's exit code: the script's, if the signal reached it.
+fn signalled(p: &Project, args: &[&str], signal: i32, trap: &str) -> Option<i32> {
+    let mut child = p
+        .command()
+        .args(args)
+        .args(["sh", "-c"])
+        .arg(format!(
+            "trap 'exit 8' {trap}; echo ready; while :; do sleep 0.1; done"
+        ))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: kill(2) on the `stack` process this test started.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    child.wait().unwrap().code()
+}
+
 /// Container directories under the state root whose name contains `part`.
 fn containers_named(p: &Project, part: &str) -> Vec<String> {
     std::fs::read_dir(p.root.join("containers"))
@@ -94,21 +118,10 @@ services:
     let o = p.run(&["exec", "-T", "app", "cat", "/proc/1/cmdline"]);
     assert!(text(&o).0.starts_with("sleep"), "{:?}", text(&o));
     // A signal sent to `stack exec` reaches the command.
-    let mut child = p
-        .command()
-        .args(["exec", "-T", "app", "sh", "-c"])
-        .arg("trap 'exit 8' TERM; echo ready; while :; do sleep 0.1; done")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    // SAFETY: kill(2) on the `stack exec` this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(8));
+    assert_eq!(
+        signalled(&p, &["exec", "-T", "app"], libc::SIGTERM, "TERM"),
+        Some(8)
+    );
 
     // -d: in the background.
     p.ok(&[
@@ -236,21 +249,8 @@ services:
 
     // Ctrl-C (SIGINT to `stack run`) reaches the container's process.
     let trapped = format!("{}-trap", p.name);
-    let mut child = p
-        .command()
-        .args(["run", "--rm", "-T", "--name", &trapped, "web", "sh", "-c"])
-        .arg("trap 'exit 9' INT; echo ready; while :; do sleep 0.1; done")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    // SAFETY: kill(2) on the `stack run` this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    assert_eq!(child.wait().unwrap().code(), Some(9));
+    let args = ["run", "--rm", "-T", "--name", &trapped, "web"];
+    assert_eq!(signalled(&p, &args, libc::SIGINT, "INT"), Some(8));
     assert!(p.state(&trapped).is_none(), "--rm left {trapped}");
 
     // The service's fixed port is not published (web-1 holds it): runs fine.

@@ -123,21 +123,22 @@ pub struct Joins {
     pub ipc: Option<i32>,
 }
 
-/// Points a configuration's joined `kind` namespace (`pid` or `ipc`) at
-/// the container whose first process is now `pid` (a restart, after that
-/// container was started again).
-pub fn rejoin(config: &mut ContainerConfig, kind: &str, pid: i32) {
-    let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
-    if let Some(namespaces) = config
+/// Points a configuration's namespace of type `typ` at `path` (joined):
+/// a restart of a container that shares another's network, pid or IPC
+/// namespace, after that container was started again.
+pub fn rejoin(
+    config: &mut ContainerConfig,
+    typ: oci_spec::runtime::LinuxNamespaceType,
+    path: PathBuf,
+) {
+    let namespaces = config
         .spec
         .linux_mut()
         .as_mut()
-        .and_then(|l| l.namespaces_mut().as_mut())
-    {
-        for ns in namespaces.iter_mut() {
-            if format!("{:?}", ns.typ()).eq_ignore_ascii_case(kind) && ns.path().is_some() {
-                ns.set_path(Some(path.clone()));
-            }
+        .and_then(|l| l.namespaces_mut().as_mut());
+    for ns in namespaces.into_iter().flatten() {
+        if ns.typ() == typ {
+            ns.set_path(Some(path.clone()));
         }
     }
 }
@@ -413,19 +414,14 @@ fn unapplied_keys(service: &Service) -> Vec<String> {
 /// What of `uts:` stack does not apply (pid and IPC joins are
 /// [`BuildContext::joins`]; compose's `uts:` knows only `host`).
 fn namespace_warnings(service: &Service) -> Vec<String> {
-    ["uts"]
-        .into_iter()
-        .filter_map(|kind| {
-            let value = service.extra.get(kind)?.as_str()?;
-            let joins = value.starts_with("service:") || value.starts_with("container:");
-            joins.then(|| {
-                format!(
-                    "service `{}`: `{kind}: {value}` (sharing another container's {kind} namespace) is not supported by stack; the container gets its own",
-                    service.name
-                )
-            })
-        })
-        .collect()
+    let uts = service.extra.get("uts").and_then(|v| v.as_str());
+    match uts {
+        Some(v) if v.starts_with("service:") || v.starts_with("container:") => vec![format!(
+            "service `{}`: `uts: {v}` (sharing another container's UTS namespace) is not supported by stack; the container gets its own",
+            service.name
+        )],
+        _ => Vec::new(),
+    }
 }
 
 fn valid_id(id: &str) -> bool {

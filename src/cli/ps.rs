@@ -181,9 +181,13 @@ fn health_of(c: &Container) -> &'static str {
     }
 }
 
+/// The code of its last exit, from the same runtime record as the rest of
+/// the row (the planner's status was read a moment earlier, and a
+/// container that exited in between would show a stale code).
 fn exit_code(c: &Container) -> i64 {
-    match c.status {
-        Status::Exited { code } => code,
+    match (c.state.as_ref().and_then(|s| s.exit), c.status) {
+        (Some(e), _) => i64::from(e.code),
+        (None, Status::Exited { code }) => code,
         _ => 0,
     }
 }
